@@ -1,0 +1,3 @@
+from mrs.tracking.base import NullLogger, RunLogger
+
+__all__ = ["NullLogger", "RunLogger"]
