@@ -24,7 +24,9 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mrs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mrs", description="mrs: multimodal, context-aware recommendation for the long tail "
+        "(prepare -> features -> train/compare/sweep).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -31,7 +31,7 @@ from mrs.errors import MrsError
 from mrs.io import atomic_dir
 
 SPLITS = {"train": 0, "valid": 1, "test": 2}
-FILES = ("interactions.parquet", "items.parquet", "users.parquet", "dataset.json")
+FILES = ("dataset.json", "interactions.parquet", "items.parquet", "users.parquet")
 
 
 def items_checksum(item_ids: pd.Series | list[str]) -> str:
