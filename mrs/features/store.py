@@ -1,0 +1,246 @@
+"""Feature stores on disk: HDF5 and LMDB, one layout contract, one writer and one reader each.
+
+HDF5 (``<modality>-<encoder>.h5``)::
+
+    /item_ids   (n,) str     raw item ids, in prepared-item order
+    /features   (n, d) f16   (or f32) chunked by rows; rows of absent items are zero
+    /present    (n,) bool    False where the input was missing or unreadable
+    attrs       meta (see ``Meta``): encoder, encoder_version, dim, dtype, normalisation,
+                items_checksum (of the dataset), input_checksum (of the texts / image bytes), ...
+
+LMDB (``<modality>-<encoder>.lmdb/``, a directory holding ``data.mdb``)::
+
+    key  = raw item id (utf-8)  ->  value = d little-endian floats (raw bytes, dtype in meta)
+    key  = b"__meta__"           ->  JSON of the same meta plus ``item_ids``
+    absent items have no key. No pickle anywhere; readers open read-only, lock-free, lazily.
+
+Both writers are created through ``open_writer`` and written row-block by row-block, so a
+store never has to fit in memory, and both land atomically (temporary sibling + rename).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+
+from mrs.errors import MrsError
+from mrs.io import atomic_dir, atomic_path
+
+FORMAT_VERSION = 1
+META_KEY = b"__meta__"
+SUFFIX = {"h5": ".h5", "lmdb": ".lmdb"}
+ROW_CHUNK = 1024  # HDF5 chunk rows: big enough for fast sequential reads, small for random ones
+
+
+class StoreWriter(Protocol):
+    def write(self, start: int, features: np.ndarray, present: np.ndarray) -> None: ...
+    def close(self, meta_update: dict[str, Any] | None = None) -> None: ...
+
+
+def store_format(path: str | os.PathLike) -> str:
+    """``"h5"`` or ``"lmdb"`` from the path's suffix."""
+    suffix = Path(path).suffix
+    for fmt, s in SUFFIX.items():
+        if suffix == s:
+            return fmt
+    raise MrsError(f"{path}: unknown feature store suffix {suffix!r} (expected .h5 or .lmdb)")
+
+
+class _H5Writer:
+    def __init__(self, path: Path, item_ids: list[str], dim: int, dtype: str, meta: dict):
+        import h5py
+
+        self._ctx = atomic_path(path)
+        self._tmp = self._ctx.__enter__()
+        self.meta = dict(meta)
+        n = len(item_ids)
+        self.f = h5py.File(self._tmp, "w")
+        self.f.create_dataset("item_ids", data=np.asarray(item_ids, dtype=object),
+                              dtype=h5py.string_dtype("utf-8"))
+        # No compression: float features barely compress and decompression would dominate reads.
+        self.f.create_dataset("features", shape=(n, dim), dtype=dtype,
+                              chunks=(max(1, min(n, ROW_CHUNK)), dim) if n else None, fillvalue=0)
+        self.f.create_dataset("present", shape=(n,), dtype=bool, fillvalue=False)
+
+    def write(self, start: int, features: np.ndarray, present: np.ndarray) -> None:
+        end = start + len(features)
+        self.f["features"][start:end] = features
+        self.f["present"][start:end] = present
+
+    def close(self, meta_update: dict[str, Any] | None = None) -> None:
+        self.meta.update(meta_update or {})
+        for k, v in self.meta.items():
+            self.f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
+        self.f.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        self.f.close()
+        self._ctx.__exit__(MrsError, MrsError("aborted"), None)
+
+
+class _LmdbWriter:
+    def __init__(self, path: Path, item_ids: list[str], dim: int, dtype: str, meta: dict):
+        import lmdb
+
+        self._ctx = atomic_dir(path)
+        self._tmp = self._ctx.__enter__()
+        self.meta = dict(meta)
+        self.item_ids = [str(x) for x in item_ids]
+        if any(x.encode() == META_KEY for x in self.item_ids):
+            raise MrsError(f"{path}: an item id equals the reserved LMDB key {META_KEY.decode()!r}")
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+        n = len(item_ids)
+        # map_size is a ceiling on virtual address space, not an allocation: be generous.
+        map_size = int(n * (dim * self.dtype.itemsize + 64 + 2 * 32) * 2 + n * 64 + (64 << 20))
+        self.env = lmdb.open(str(self._tmp), map_size=map_size, subdir=True, sync=False,
+                             metasync=False, writemap=False, readahead=False, lock=True)
+        self.n_present = 0
+
+    def write(self, start: int, features: np.ndarray, present: np.ndarray) -> None:
+        feats = np.ascontiguousarray(features, dtype=self.dtype)
+        with self.env.begin(write=True) as txn:
+            for j in range(len(feats)):
+                if present[j]:
+                    txn.put(self.item_ids[start + j].encode(), feats[j].tobytes())
+                    self.n_present += 1
+
+    def close(self, meta_update: dict[str, Any] | None = None) -> None:
+        self.meta.update(meta_update or {})
+        meta = {**self.meta, "item_ids": self.item_ids}
+        with self.env.begin(write=True) as txn:
+            txn.put(META_KEY, json.dumps(meta).encode())
+        self.env.sync(True)
+        self.env.close()
+        (self._tmp / "lock.mdb").unlink(missing_ok=True)  # readers open lock-free
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        self.env.close()
+        self._ctx.__exit__(MrsError, MrsError("aborted"), None)
+
+
+def open_writer(path: str | os.PathLike, item_ids: list[str], dim: int, meta: dict,
+                dtype: str = "float16"):
+    """A writer for ``path`` (format from its suffix); nothing appears at ``path`` until ``close``."""
+    path = Path(path)
+    meta = {**meta, "format_version": FORMAT_VERSION, "dim": int(dim), "dtype": str(np.dtype(dtype)),
+            "n_items": len(item_ids)}
+    cls = _H5Writer if store_format(path) == "h5" else _LmdbWriter
+    return cls(path, [str(x) for x in item_ids], int(dim), str(np.dtype(dtype)), meta)
+
+
+def write_store(path: str | os.PathLike, item_ids: list[str], features: np.ndarray,
+                present: np.ndarray, meta: dict, dtype: str = "float16") -> Path:
+    """Write a whole store in one call (tests, small stores, merges)."""
+    w = open_writer(path, item_ids, features.shape[1], meta, dtype)
+    for s in range(0, len(item_ids), ROW_CHUNK):
+        w.write(s, features[s:s + ROW_CHUNK], present[s:s + ROW_CHUNK])
+    w.close({"n_present": int(np.count_nonzero(present))})
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------- reading
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """The store's meta (attributes / ``__meta__``) without reading any feature rows."""
+    path = Path(path)
+    if not path.exists():
+        raise MrsError(f"{path}: feature store not found")
+    if store_format(path) == "h5":
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                return {k: _attr(v) for k, v in f.attrs.items()}
+        except OSError as e:
+            raise MrsError(f"{path}: not a readable HDF5 feature store ({e})") from None
+    env = _open_lmdb(path)
+    with env.begin() as txn:
+        raw = txn.get(META_KEY)
+    env.close()
+    if raw is None:
+        raise MrsError(f"{path}: LMDB store has no {META_KEY.decode()!r} entry")
+    meta = json.loads(raw)
+    meta.pop("item_ids", None)
+    return meta
+
+
+def read_store(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, dict]:
+    """Whole store -> (item_ids, features (n, d) in the stored dtype, present (n,) bool, meta)."""
+    path = Path(path)
+    if not path.exists():
+        raise MrsError(f"{path}: feature store not found")
+    if store_format(path) == "h5":
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                for key in ("item_ids", "features", "present"):
+                    if key not in f:
+                        raise MrsError(f"{path}: HDF5 store has no /{key} dataset")
+                ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["item_ids"][()]]
+                feats = f["features"][()]  # one contiguous read: chunks are whole rows
+                present = f["present"][()].astype(bool)
+                meta = {k: _attr(v) for k, v in f.attrs.items()}
+        except OSError as e:
+            raise MrsError(f"{path}: not a readable HDF5 feature store ({e})") from None
+        return ids, feats, present, meta
+    env = _open_lmdb(path)
+    with env.begin(buffers=True) as txn:
+        raw = txn.get(META_KEY)
+        if raw is None:
+            raise MrsError(f"{path}: LMDB store has no {META_KEY.decode()!r} entry")
+        meta = json.loads(bytes(raw))
+        ids = [str(x) for x in meta.pop("item_ids")]
+        dtype = np.dtype(meta["dtype"]).newbyteorder("<")
+        d = int(meta["dim"])
+        index = {x.encode(): i for i, x in enumerate(ids)}
+        feats = np.zeros((len(ids), d), dtype=dtype)
+        present = np.zeros(len(ids), dtype=bool)
+        # Cursor order is key order: one sequential pass over the B-tree, no random gets.
+        for key, value in txn.cursor():
+            i = index.get(bytes(key))
+            if i is None:
+                continue  # __meta__
+            if len(value) != d * dtype.itemsize:
+                raise MrsError(f"{path}: item {bytes(key).decode()!r} has {len(value)} bytes, "
+                               f"expected {d}x{dtype.itemsize}")
+            feats[i] = np.frombuffer(value, dtype=dtype)
+            present[i] = True
+    env.close()
+    return ids, feats.astype(dtype.newbyteorder("="), copy=False), present, meta
+
+
+def _open_lmdb(path: Path):
+    import lmdb
+
+    if not (path / "data.mdb").is_file():
+        raise MrsError(f"{path}: not an LMDB feature store (no data.mdb)")
+    return lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False)
+
+
+def _attr(v: Any) -> Any:
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, str) and v[:1] in "[{":
+        try:
+            return json.loads(v)
+        except ValueError:
+            pass
+    return v
+
+
+def iter_stores(features_dir: Path) -> Iterator[Path]:
+    """Finished stores in a ``features/`` directory (temporaries and shards' work dirs skipped)."""
+    if not features_dir.is_dir():
+        return
+    for p in sorted(features_dir.iterdir()):
+        if p.name.startswith(".") or p.suffix not in SUFFIX.values():
+            continue
+        yield p
