@@ -1,0 +1,176 @@
+"""Helpers shared by every ``mrs prepare`` source: bad-row accounting, input checks, id
+factorisation, k-core filtering, checksums and timestamp-derived tensor modes.
+
+Nothing here knows about a particular source; each source module (``hm``, ``amazon2023``,
+``amazon2014``) reads its raw format and calls these.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mrs.errors import MrsError
+from mrs.io import file_checksum
+
+log = logging.getLogger("mrs.prep")
+
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+SEASONS = ["winter", "spring", "summer", "autumn"]  # DJF, MAM, JJA, SON (northern hemisphere)
+
+
+# --------------------------------------------------------------------------- bad input
+@dataclass
+class BadRows:
+    """Malformed rows of one input file: skipped and counted, never silently.
+
+    The first ``keep`` positions are reported as ``file:line (reason)``. ``check()`` warns once
+    and raises ``MrsError`` naming the file when the bad fraction exceeds ``max_frac``.
+    """
+
+    path: str
+    max_frac: float = 0.01
+    keep: int = 5
+    total: int = 0                      # rows seen (good + bad)
+    bad: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    first: list[str] = field(default_factory=list)
+
+    def add(self, line: int | None, reason: str, count: int = 1) -> None:
+        self.bad += count
+        self.reasons[reason] = self.reasons.get(reason, 0) + count
+        if len(self.first) < self.keep:
+            where = f"{self.path}:{line}" if line is not None else self.path
+            self.first.append(f"{where} ({reason})")
+
+    def add_lines(self, lines: Iterable[int], reason: str) -> None:
+        """Record many bad rows at once (``lines`` are 1-based file line numbers)."""
+        lines = list(lines) if not isinstance(lines, np.ndarray) else lines
+        n = len(lines)
+        if n == 0:
+            return
+        self.bad += n
+        self.reasons[reason] = self.reasons.get(reason, 0) + n
+        for ln in list(lines[: max(0, self.keep - len(self.first))]):
+            self.first.append(f"{self.path}:{int(ln)} ({reason})")
+
+    def check(self) -> None:
+        if not self.bad:
+            return
+        frac = self.bad / max(self.total, 1)
+        msg = (f"{self.path}: skipped {self.bad} of {self.total} malformed rows "
+               f"({', '.join(f'{k}: {v}' for k, v in self.reasons.items())}); first: {'; '.join(self.first)}")
+        if frac > self.max_frac:
+            raise MrsError(f"{self.path}: {self.bad} of {self.total} rows malformed ({frac:.2%} > "
+                           f"max_bad_frac {self.max_frac:.2%}); first: {'; '.join(self.first)}")
+        log.warning(msg)
+
+    def summary(self) -> dict:
+        return {"rows": self.total, "bad": self.bad, "reasons": dict(self.reasons)}
+
+
+def require_file(path: str | os.PathLike | None, what: str) -> Path:
+    """``path`` as a Path, or a one-line ``MrsError`` naming what is missing."""
+    if path is None or str(path) == "":
+        raise MrsError(f"{what}: no path given")
+    p = Path(path)
+    if not p.is_file():
+        raise MrsError(f"{what}: file not found: {p}")
+    return p
+
+
+def require_columns(present: Sequence[str], required: Sequence[str], path: str | os.PathLike) -> None:
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise MrsError(f"{path}: missing required column {missing[0]!r} (found: {', '.join(present)})")
+
+
+def nonempty(n: int, what: str) -> None:
+    """Fail with the name of the filter that removed everything."""
+    if n == 0:
+        raise MrsError(f"no interactions left after {what}")
+
+
+# --------------------------------------------------------------------------- ids and filtering
+def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..n-1 in order of first appearance, and the unique raw values."""
+    codes, uniques = pd.factorize(values, sort=False)
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
+def kcore(user: np.ndarray, item: np.ndarray, k: int, max_iter: int = 100) -> np.ndarray:
+    """Boolean mask of rows kept by iterative k-core filtering (every user and item ≥ k rows).
+
+    Vectorised with ``np.bincount``: each pass drops the rows of under-k users or items until
+    nothing changes (as in the Amazon 5-core sets). ``k <= 1`` keeps everything.
+    """
+    keep = np.ones(len(user), dtype=bool)
+    if k <= 1:
+        return keep
+    for _ in range(max_iter):
+        u, i = user[keep], item[keep]
+        uc = np.bincount(u, minlength=int(user.max()) + 1 if len(user) else 0)
+        ic = np.bincount(i, minlength=int(item.max()) + 1 if len(item) else 0)
+        bad = (uc[user] < k) | (ic[item] < k)
+        new = keep & ~bad
+        if new.sum() == keep.sum():
+            return new
+        keep = new
+    return keep
+
+
+def compact(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Re-index used codes to 0..n-1 keeping their relative order; returns (new codes, old ids)."""
+    used = np.unique(codes)
+    return np.searchsorted(used, codes).astype(np.int64), used
+
+
+# --------------------------------------------------------------------------- checksum
+def input_checksum(paths: Sequence[str | os.PathLike], kind: str = "auto",
+                   sha_limit: int = 1 << 30) -> tuple[str, str]:
+    """(checksum, kind). ``sha256`` over the bytes, or ``stat`` (name, size, mtime) for inputs
+    larger than ``sha_limit`` bytes when ``kind="auto"``: hashing 3.5 GB would eat the budget."""
+    paths = [Path(p) for p in paths]
+    if kind == "auto":
+        kind = "sha256" if sum(p.stat().st_size for p in paths) <= sha_limit else "stat"
+    if kind == "sha256":
+        return file_checksum(paths), kind
+    import hashlib
+    h = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest(), "stat"
+
+
+# --------------------------------------------------------------------------- modes
+def time_mode(ts: np.ndarray, kind: str) -> tuple[np.ndarray, dict]:
+    """Mode column from unix seconds. ``kind``: month (12), week (ISO week 1..53 → 53),
+    season (4), weekday_weekend (2), weekday (7), hour (24)."""
+    dt = pd.to_datetime(pd.Series(ts, copy=False), unit="s", utc=True)
+    if kind == "month":
+        return (dt.dt.month.to_numpy() - 1).astype(np.int32), {"cardinality": 12, "labels": MONTHS}
+    if kind == "week":
+        wk = dt.dt.isocalendar().week.to_numpy().astype(np.int32) - 1
+        return wk, {"cardinality": 53, "labels": [f"W{w:02d}" for w in range(1, 54)]}
+    if kind == "season":
+        return ((dt.dt.month.to_numpy() % 12) // 3).astype(np.int32), {"cardinality": 4, "labels": SEASONS}
+    if kind == "weekday_weekend":
+        return (dt.dt.dayofweek.to_numpy() >= 5).astype(np.int32), {"cardinality": 2, "labels": ["weekday", "weekend"]}
+    if kind == "weekday":
+        return dt.dt.dayofweek.to_numpy().astype(np.int32), {
+            "cardinality": 7, "labels": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
+    if kind == "hour":
+        return dt.dt.hour.to_numpy().astype(np.int32), {"cardinality": 24, "labels": [f"{h:02d}h" for h in range(24)]}
+    raise MrsError(f"unknown time mode kind {kind!r} (month, week, season, weekday_weekend, weekday, hour)")
+
+
+def categorical_mode(values: np.ndarray, prefix: str = "") -> tuple[np.ndarray, dict]:
+    """Mode column from a small categorical: sorted distinct values → 0..n-1."""
+    uniq, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int32), {"cardinality": len(uniq), "labels": [f"{prefix}{u}" for u in uniq]}
