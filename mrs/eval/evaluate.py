@@ -1,0 +1,150 @@
+"""The evaluation entry point: ``evaluate(score_fn, dataset, split, cfg, device) -> EvalResult``.
+
+``Evaluator`` does the dataset work once (queries, masks, slices); calling it ranks and scores,
+so a trainer evaluating every epoch builds one ``Evaluator`` per split and calls it repeatedly::
+
+    ev = Evaluator(dataset, "valid", cfg.eval)
+    emb = model.encode()
+    res = ev(lambda u, m: model.full_sort_predict(u, m, emb=emb), device=device, ci=False)
+    res.metrics["all"]["recall@20"]
+
+``EvalResult.to_json()`` is one split's part of ``metrics.json``; ``metrics_json`` assembles the
+whole file: ``{"valid": {...}, "test": {...}, "ci": {"valid": ..., "test": ...},
+"n_queries": {"valid": ..., "test": ...}}``. A slice with no query reports ``null``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mrs.data.prepared import PreparedDataset
+from mrs.errors import MrsError
+from mrs.eval.bootstrap import bootstrap_ci
+from mrs.eval.config import EvalConfig
+from mrs.eval.metrics import compute_all
+from mrs.eval.queries import Queries, build_queries, hit_matrix
+from mrs.eval.ranking import ScoreFn, rank_topk, sample_candidates
+from mrs.eval.slices import item_slices, restrict
+
+log = logging.getLogger(__name__)
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+@dataclass
+class EvalResult:
+    split: str
+    metrics: dict[str, dict[str, float | None]]            # slice -> "recall@20" -> mean
+    ci: dict[str, dict[str, list[float | None]]]            # slice -> "recall@20" -> [lo, hi]
+    n_queries: dict[str, int]                                # slice -> queries counted
+    info: dict = field(default_factory=dict)                 # protocol, query kind, drops, seconds
+    per_query: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict:
+        """This split's entry of metrics.json: ``{"all": {"recall@20": x, ...}, "tail": ...}``."""
+        return self.metrics
+
+    def flat(self, prefix: str | None = None) -> dict[str, float]:
+        """``{"valid/tail/recall@20": x, ...}`` for loggers (W&B); null entries left out."""
+        p = f"{prefix or self.split}/"
+        return {f"{p}{s}/{k}": v for s, d in self.metrics.items() for k, v in d.items() if v is not None}
+
+    def summary(self, keys: tuple[str, ...] = ("recall@20", "ndcg@20")) -> str:
+        parts = []
+        for s, d in self.metrics.items():
+            vals = " ".join(f"{k}={d[k]:.4f}" for k in keys if d.get(k) is not None)
+            parts.append(f"{s}[n={self.n_queries[s]}] {vals}".strip())
+        return f"{self.split}: " + " | ".join(parts)
+
+
+def metrics_json(results: dict[str, EvalResult], **extra) -> dict:
+    """Assemble metrics.json from per-split results (``{"valid": r, "test": r}``) plus extras."""
+    out: dict = {split: r.to_json() for split, r in results.items()}
+    out["ci"] = {split: r.ci for split, r in results.items()}
+    out["n_queries"] = {split: r.n_queries for split, r in results.items()}
+    out["eval_info"] = {split: r.info for split, r in results.items()}
+    out.update(extra)
+    return out
+
+
+class Evaluator:
+    """Queries, masks and slices of one split, built once; ``__call__`` ranks and scores."""
+
+    def __init__(self, dataset: PreparedDataset, split: str = "valid", cfg: EvalConfig | None = None):
+        self.cfg = cfg = cfg or EvalConfig()
+        self.split = split
+        self.n_items = dataset.n_items
+        self.queries: Queries = build_queries(dataset, split, cfg.query, mask_seen=cfg.mask_repurchase)
+        self.slices = item_slices(dataset.item_train_counts(), cfg.slices, cfg.tail_threshold,
+                                  cfg.head_fraction)
+        self.k_max = max(cfg.ks)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def rank(self, score_fn: ScoreFn, device: torch.device | str = "cpu",
+             progress: bool = False) -> np.ndarray:
+        """Top-``K_max`` items ``(Q, K_max)`` of every query under the configured protocol."""
+        q, cfg = self.queries, self.cfg
+        candidates = None
+        if cfg.protocol == "sampled":
+            gen = torch.Generator().manual_seed(cfg.seed)
+            # draws happen batch by batch in order, so a run is reproducible for a given batch_size
+            def candidates(sl: slice) -> torch.Tensor:
+                rows = np.arange(sl.start, sl.stop)
+                pos, cols = q.truth.gather(rows)
+                return sample_candidates(self.n_items, q.users[sl], pos, cols, q.all_seen,
+                                         cfg.n_sampled, gen)
+        return rank_topk(score_fn, q.users, q.modes, self.k_max, seen=q.seen,
+                         batch_size=cfg.batch_size, device=device, candidates=candidates,
+                         progress=progress)
+
+    def score(self, topk: np.ndarray, ci: bool = True) -> EvalResult:
+        """Metrics per slice (and bootstrap intervals) from ranked lists ``(Q, K_max)``."""
+        q, cfg = self.queries, self.cfg
+        if topk.shape != (len(q), self.k_max):
+            raise MrsError(f"ranked lists of shape {topk.shape}, expected {(len(q), self.k_max)}")
+        hits = hit_matrix(topk, q.truth, self.n_items)                       # (Q, K_max)
+        metrics, cis, n_queries, per_query = {}, {}, {}, {}
+        for si, (name, in_slice) in enumerate(self.slices.items()):
+            rows, h, n_rel = restrict(hits, topk, q.truth, in_slice)
+            vals = compute_all(h, n_rel, cfg.metrics, sorted(cfg.ks))        # name -> (Q_S,)
+            n_queries[name] = int(len(rows))
+            per_query[name] = vals
+            metrics[name] = {k: (_num(v.mean()) if len(v) else None) for k, v in vals.items()}
+            if ci and cfg.bootstrap > 0:
+                mat = np.stack(list(vals.values()), 1) if vals else np.zeros((0, 0))
+                bounds = bootstrap_ci(mat, cfg.bootstrap, cfg.ci_level, seed=cfg.seed + si)
+                cis[name] = {k: [_num(lo), _num(hi)] for k, (lo, hi) in zip(vals, bounds)}
+        info = {"protocol": cfg.protocol, "query": q.kind, "n_dropped_seen": q.n_dropped_seen,
+                "n_dropped_queries": q.n_dropped_queries, "mask_repurchase": cfg.mask_repurchase}
+        if cfg.protocol == "sampled":
+            info["n_sampled"] = cfg.n_sampled
+        return EvalResult(self.split, metrics, cis, n_queries, info, per_query)
+
+    def __call__(self, score_fn: ScoreFn, device: torch.device | str = "cpu", ci: bool = True,
+                 progress: bool = False) -> EvalResult:
+        t0 = time.perf_counter()
+        topk = self.rank(score_fn, device, progress)
+        t1 = time.perf_counter()
+        res = self.score(topk, ci=ci)
+        res.info.update(rank_seconds=round(t1 - t0, 3), score_seconds=round(time.perf_counter() - t1, 3))
+        log.debug("%s", res.summary())
+        return res
+
+
+def evaluate(score_fn: ScoreFn, dataset: PreparedDataset, split: str = "valid",
+             cfg: EvalConfig | None = None, device: torch.device | str = "cpu",
+             ci: bool = True, progress: bool = False) -> EvalResult:
+    """Rank every query of ``split`` with ``score_fn`` and report metrics per slice.
+
+    ``score_fn(users LongTensor (B,), modes LongTensor (B, n_modes)) -> (B, n_items)`` runs on
+    ``device``; see ``Evaluator`` to reuse the query set across epochs.
+    """
+    return Evaluator(dataset, split, cfg)(score_fn, device=device, ci=ci, progress=progress)
