@@ -1,0 +1,114 @@
+"""Phase 3: encoders. Each maps the ego embeddings ``(user_ego (U, r), item_ego (I, r))`` to the final
+``(user_emb (U, r), item_emb (I, r))`` that the CP scorer consumes. Graphs come from ``mrs.graph``
+and are passed in already built (no I/O, no graph construction beyond cheap resampling here).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mrs import graph
+
+
+class MFEncoder(nn.Module):
+    """Matrix factorisation: the ego embeddings are the output."""
+
+    def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
+        return user_ego, item_ego
+
+
+class LightGCNEncoder(nn.Module):
+    r"""LightGCN (He et al., SIGIR 2020): parameter-free propagation over the normalised graph,
+    then the mean of the layers:
+
+    .. math::
+        \mathbf{E}^{(k+1)} = \hat{A}\, \mathbf{E}^{(k)}, \qquad
+        \mathbf{E} = \sum_{k=0}^{K} \alpha_k \mathbf{E}^{(k)}, \quad \alpha_k = \frac{1}{K+1}
+
+    with :math:`\mathbf{E}^{(0)} = [\text{user\_ego}; \text{item\_ego}]` and
+    :math:`\hat{A} = D^{-1/2} A D^{-1/2}` from :func:`mrs.graph.bipartite_adj`.
+
+    Args:
+        adj: the ``(U+I, U+I)`` normalised adjacency (sparse CSR, symmetric).
+        n_users: U, to split the output.
+        layers: K.
+    """
+
+    def __init__(self, adj: Tensor, n_users: int, layers: int):
+        super().__init__()
+        self.register_buffer("adj", adj, persistent=False)  # rebuilt from data, not checkpointed
+        self.n_users, self.layers = n_users, layers
+
+    def graph(self) -> Tensor:
+        return self.adj
+
+    def propagate(self, x: Tensor, adj: Tensor) -> Tensor:
+        out = x
+        for _ in range(self.layers):
+            x = graph.spmm(adj, x)  # (U+I, r)
+            out = out + x
+        return out / (self.layers + 1)
+
+    def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.propagate(torch.cat([user_ego, item_ego]), self.graph())  # (U+I, r)
+        return out[: self.n_users], out[self.n_users:]
+
+
+class FreedomEncoder(LightGCNEncoder):
+    r"""FREEDOM (Zhou & Shen, MM 2023): LightGCN over a user-item graph whose edges are pruned
+    afresh every epoch, plus the item representations propagated over a frozen item-item kNN
+    graph :math:`S` built from content:
+
+    .. math::
+        \mathbf{h} = S^{L} \mathbf{E}_I^{(0)}, \qquad
+        \mathbf{e}_i = \mathrm{LightGCN}(\tilde{A})_i + w\, \mathbf{h}_i
+
+    :math:`\tilde{A}` keeps ``(1 - edge_drop)`` of the edges, sampled with probability
+    ∝ ``edge_weights`` (``1/sqrt(d_u d_i)``, FREEDOM's degree-sensitive pruning, or GRCN-style
+    content affinity), renormalised. Evaluation (``model.eval()``) uses the full graph, as FREEDOM does.
+
+    Args:
+        adj: full normalised user-item graph. users/items: train edges (deduplicated).
+        edge_weights: per-edge sampling weights (E,). edge_drop: fraction dropped per epoch.
+        item_adj: ``(I, I)`` kNN graph or ``None`` (no content: pruned LightGCN only).
+        item_layers: L. item_weight: w.
+    """
+
+    def __init__(self, adj: Tensor, n_users: int, n_items: int, layers: int, users: Tensor, items: Tensor,
+                 edge_weights: Tensor, edge_drop: float, item_adj: Tensor | None, item_layers: int = 1,
+                 item_weight: float = 1.0):
+        super().__init__(adj, n_users, layers)
+        self.n_items, self.edge_drop = n_items, edge_drop
+        self.item_layers, self.item_weight = item_layers, item_weight
+        self.register_buffer("users", users, persistent=False)
+        self.register_buffer("items", items, persistent=False)
+        self.register_buffer("edge_weights", edge_weights, persistent=False)
+        self.register_buffer("item_adj", item_adj, persistent=False)
+        self.register_buffer("item_adj_t", None if item_adj is None else
+                             item_adj.to_sparse_coo().t().coalesce().to_sparse_csr(), persistent=False)
+        self.pruned: Tensor | None = None
+
+    def resample(self, generator: torch.Generator | None = None) -> None:
+        """Draw this epoch's pruned graph (called from ``on_epoch_start``)."""
+        if self.edge_drop <= 0:
+            self.pruned = None
+            return
+        adj = graph.pruned_adj(self.users.cpu(), self.items.cpu(), self.n_users, self.n_items,
+                               self.edge_weights.cpu(), self.edge_drop, generator)
+        self.pruned = adj.to(self.adj.device)
+
+    def graph(self) -> Tensor:
+        if self.training and self.edge_drop > 0:
+            if self.pruned is None or self.pruned.device != self.adj.device:
+                self.resample()
+            return self.pruned
+        return self.adj
+
+    def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
+        user_emb, item_emb = super().forward(user_ego, item_ego)
+        if self.item_adj is not None and self.item_weight != 0:
+            h = item_ego
+            for _ in range(self.item_layers):
+                h = graph.spmm(self.item_adj, h, self.item_adj_t)  # (I, r)
+            item_emb = item_emb + self.item_weight * h
+        return user_emb, item_emb
