@@ -1,0 +1,179 @@
+"""``mrs prepare hm``: the H&M Personalized Fashion Recommendations (Kaggle) files.
+
+``--raw DIR`` holds ``transactions_train.csv`` (t_dat, customer_id, article_id, price,
+sales_channel_id; 31.8M rows at full size), ``articles.csv`` (25 columns ending with
+detail_desc), optionally ``customers.csv`` and ``images/0XX/0XXXXXXXXX.jpg``.
+
+- Read with pyarrow, every column typed up front (``article_id`` as int64, so the zero-padded
+  ``0108775015`` and the integer ``108775015`` are the same item; ``customer_id``
+  dictionary-encoded), no Python loop over rows.
+- Items are the traded articles (ordered by article id); ``item_id`` is the 10-digit zero-padded id.
+  Articles without an ``articles.csv`` row keep empty text and no image, and are counted.
+  ``text`` joins name, type, group, colour, appearance, section, garment group and description.
+  ``image`` is ``0XX/0XXXXXXXXX.jpg`` where that file exists under ``DIR/images``.
+- Users are the customers with a (kept) transaction.
+- Modes: ``context`` = sales channel; ``time`` = month of ``t_dat`` (or ISO week, or season).
+- Split: temporal; the last ``test_days`` days are test, the ``valid_days`` before valid (Kaggle's
+  set-up: predict the next week). Optional window: only the last ``last_weeks`` weeks.
+- Repeat purchases: ``keep`` (every row; counted), ``collapse_day`` (one row per customer,
+  article and day: several units bought at once), ``collapse`` (first purchase of each pair only).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from mrs.data.prepared import write_prepared
+from mrs.errors import MrsError
+from mrs.prep.common import (BadRows, categorical_mode, input_checksum, log, nonempty, require_file,
+                             time_mode)
+from mrs.prep.csvread import read_csv_typed
+from mrs.prep.splits import split_leave_last_out, split_temporal
+
+TEXT_FIELDS = ["prod_name", "product_type_name", "product_group_name", "colour_group_name",
+               "graphical_appearance_name", "section_name", "garment_group_name", "detail_desc"]
+ATTR_FIELDS = ["product_type_name", "product_group_name", "colour_group_name", "index_group_name",
+               "garment_group_name"]
+DAY = 86400
+
+
+@dataclass
+class HMConfig:
+    raw: str = ""                              # directory with transactions_train.csv, articles.csv, ...
+    out: str = ""                              # output prepared-dataset directory
+    name: str = "hm"
+    last_weeks: int = 0                        # keep only the last N weeks (0: everything)
+    context: Literal["sales_channel", "none"] = "sales_channel"
+    time_mode: Literal["month", "week", "season", "none"] = "month"
+    split: Literal["temporal", "leave-last-out"] = "temporal"
+    test_days: int = 7                         # temporal: last 7 days test (Kaggle's target week)
+    valid_days: int = 7                        # temporal: the 7 days before valid
+    repeats: Literal["keep", "collapse_day", "collapse"] = "keep"
+    images: bool = True                        # resolve image paths under raw/images
+    max_bad_frac: float = 0.01                 # fail when more malformed rows than this
+    checksum: Literal["auto", "sha256", "stat"] = "auto"  # auto: stat (size+mtime) above 1 GiB
+
+
+def prepare_hm(cfg: HMConfig) -> Path:
+    raw = Path(cfg.raw)
+    if not raw.is_dir():
+        raise MrsError(f"hm --raw: directory not found: {raw}")
+    tx_path = require_file(raw / "transactions_train.csv", "hm transactions")
+    art_path = require_file(raw / "articles.csv", "hm articles")
+    bad = BadRows(str(tx_path), max_frac=cfg.max_bad_frac)
+    req = ["t_dat", "customer_id", "article_id", "sales_channel_id"]
+    t = read_csv_typed(tx_path, {"t_dat": pa.date32(), "customer_id": pa.dictionary(pa.int32(), pa.string()),
+                                 "article_id": pa.int64(), "sales_channel_id": pa.int8()},
+                       bad, required=req, nonempty=req)
+    bad.check()
+    nonempty(t.num_rows, f"reading {tx_path}")
+    t = t.unify_dictionaries()
+    cust_col = t["customer_id"]
+    cust_dict = cust_col.chunks[0].dictionary if cust_col.num_chunks else pa.array([], pa.string())
+    cust = np.concatenate([c.indices.to_numpy() for c in cust_col.chunks]).astype(np.int64)
+    art = t["article_id"].to_numpy()
+    days = t["t_dat"].cast(pa.int32()).to_numpy().astype(np.int64)       # days since epoch
+    chan = t["sales_channel_id"].to_numpy()
+    del t, cust_col
+    counts: dict = {"transactions_read": int(len(art))}
+
+    if cfg.last_weeks > 0:
+        keep = days > days.max() - 7 * cfg.last_weeks
+        cust, art, days, chan = cust[keep], art[keep], days[keep], chan[keep]
+        nonempty(len(art), f"the time window last_weeks={cfg.last_weeks}")
+    if not np.all(days[1:] >= days[:-1]):                 # Kaggle's file is date-sorted already
+        o = np.argsort(days, kind="stable")
+        cust, art, days, chan = cust[o], art[o], days[o], chan[o]
+
+    # Repeat purchases, counted on the full stream (a pair seen before, any day / the same day).
+    art_ids, item = np.unique(art, return_inverse=True)
+    pair = cust * len(art_ids) + item
+    dup_any = pd.Series(pair).duplicated().to_numpy()
+    dup_day = pd.DataFrame({"p": pair, "d": days}).duplicated().to_numpy()
+    counts.update(repeat_rows=int(dup_any.sum()), same_day_repeat_rows=int(dup_day.sum()))
+    if cfg.repeats != "keep":
+        keep = ~(dup_any if cfg.repeats == "collapse" else dup_day)
+        cust, item, days, chan = cust[keep], item[keep], days[keep], chan[keep]
+    del pair, dup_any, dup_day, art
+
+    # Items: traded articles (ids ascending); users: customers with transactions (first appearance).
+    used_items = np.unique(item)
+    if len(used_items) < len(art_ids):                    # items only in collapsed rows never vanish,
+        item = np.searchsorted(used_items, item)          # but keep this exact if that ever changes
+        art_ids = art_ids[used_items]
+    user, first = pd.factorize(cust)
+    user_ids = np.asarray(cust_dict.take(pa.array(first)).to_pylist(), dtype=object)
+    ts = days * DAY
+
+    modes, mode_cols = {}, {}
+    if cfg.context == "sales_channel":
+        mode_cols["context"], modes["context"] = categorical_mode(chan, prefix="sales_channel_")
+    if cfg.time_mode != "none":
+        mode_cols["time"], modes["time"] = time_mode(ts, cfg.time_mode)
+    if cfg.split == "temporal":
+        split = split_temporal(ts, cfg.test_days, cfg.valid_days)
+    else:
+        split = split_leave_last_out(user, np.arange(len(user)))
+    inter = pd.DataFrame({"user": user.astype(np.int32), "item": item.astype(np.int32), "ts": ts,
+                          **mode_cols, "split": split})
+
+    items, item_counts = build_items(art_path, art_ids, raw / "images" if cfg.images else None)
+    users = pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids})
+    paths = [tx_path, art_path] + ([raw / "customers.csv"] if (raw / "customers.csv").is_file() else [])
+    checksum, kind = input_checksum(paths, cfg.checksum)
+    image_root = (raw / "images").resolve() if cfg.images and (raw / "images").is_dir() else None
+    out = write_prepared(
+        cfg.out, inter, items, users, name=cfg.name, source="hm", modes=modes, params=asdict(cfg),
+        input_checksum=checksum,
+        extra={"input_checksum_kind": kind, "image_root": str(image_root) if image_root else None,
+               "bad_rows": {tx_path.name: bad.summary()}, **counts, **item_counts})
+    log.info("hm: %d users, %d items, %d interactions -> %s", len(users), len(items), len(inter), out)
+    return out
+
+
+def build_items(art_path: Path, art_ids: np.ndarray, image_dir: Path | None) -> tuple[pd.DataFrame, dict]:
+    """items.parquet rows for the traded ``art_ids`` (int64, ascending) and their counts."""
+    bad = BadRows(str(art_path), max_frac=1.0)            # a broken article row only costs its text
+    fields = list(dict.fromkeys(TEXT_FIELDS + ATTR_FIELDS))
+    a = read_csv_typed(art_path, {"article_id": pa.int64(), **{f: pa.string() for f in fields}},
+                       bad, required=["article_id"], nonempty=["article_id"]).to_pandas()
+    bad.check()
+    a = a.drop_duplicates("article_id").set_index("article_id")
+    has_meta = np.isin(art_ids, a.index.to_numpy())
+    a = a.reindex(art_ids)
+    # ~105K items, not 31.8M rows: a comprehension over items is clear and fast enough here.
+    cols = [a[f].fillna("").astype(str).str.strip().tolist() for f in TEXT_FIELDS if f in a]
+    text = pd.Series([" | ".join(v for v in row if v) for row in zip(*cols)] if cols else [""] * len(a),
+                     dtype=object)
+    item_id = pd.Series(art_ids.astype(str)).str.zfill(10)
+    image = pd.Series([None] * len(art_ids), dtype=object)
+    if image_dir is not None and image_dir.is_dir():
+        present = _existing_images(image_dir)
+        rel = item_id.str.slice(0, 3) + "/" + item_id + ".jpg"
+        image = rel.where(rel.isin(present), None)
+    items = pd.DataFrame({"item": np.arange(len(art_ids)), "item_id": item_id, "text": text.to_numpy(),
+                          "image": image.to_numpy()})
+    for f in ATTR_FIELDS:
+        items[f] = a[f].to_numpy() if f in a else None
+    items["has_meta"] = has_meta
+    counts = {"n_items_without_article_row": int((~has_meta).sum()),
+              "n_items_with_image": int(pd.notna(image).sum()),
+              "articles_bad_rows": bad.summary()}
+    return items, counts
+
+
+def _existing_images(image_dir: Path) -> set[str]:
+    """Relative paths ``0XX/0XXXXXXXXX.jpg`` present (one scandir per folder, not one stat per item)."""
+    out = set()
+    with os.scandir(image_dir) as top:
+        for d in top:
+            if d.is_dir():
+                with os.scandir(d.path) as inner:
+                    out.update(f"{d.name}/{e.name}" for e in inner if e.name.endswith(".jpg"))
+    return out
