@@ -71,12 +71,14 @@ class WandbLogger:
         mode: force ``online``/``offline``/``disabled``; None resolves it (``resolve_mode``).
         job_type: W&B job type (``train``, ``compare``, ``sweep-trial``).
         tags / notes: attached to every run this logger opens.
+        reinit: ``create_new`` lets several runs live in one process (``mrs compare``, offline
+            sweeps); a W&B sweep agent's trial uses ``finish_previous`` so ``wandb.run`` is set.
     """
 
     def __init__(self, project: str = "mrs", entity: str | None = None, mode: str | None = None,
                  job_type: str = "train", tags: list[str] | None = None,
-                 notes: str | None = None) -> None:
-        self.project, self.entity, self.mode = project, entity, mode
+                 notes: str | None = None, reinit: str = "create_new") -> None:
+        self.project, self.entity, self.mode, self.reinit = project, entity, mode, reinit
         self.job_type, self.tags, self.notes = job_type, list(tags or []), notes
         self.run = None          # the wandb Run while open
         self._failed = False     # after the first W&B error every call is a no-op
@@ -104,17 +106,22 @@ class WandbLogger:
             run_dir.mkdir(parents=True, exist_ok=True)
             settings = wandb.Settings(silent=True, console="off", save_code=False,
                                       x_disable_stats=True)
-            # create_new: several runs may live in one process (mrs compare, offline sweeps).
             self.run = wandb.init(project=self.project, entity=self.entity, dir=str(run_dir),
                                   config=full, name=name, group=group,
                                   tags=self.tags + list(tags or []), notes=self.notes,
-                                  job_type=self.job_type, mode=mode, reinit="create_new",
+                                  job_type=self.job_type, mode=mode, reinit=self.reinit,
                                   settings=settings)
             # Per-epoch scalars are plotted against ``epoch``, not W&B's internal step.
             self.run.define_metric("epoch")
             self.run.define_metric("*", step_metric="epoch")
 
         self._safe("init", init)
+
+    def update_config(self, config: dict[str, Any]) -> None:
+        """Add to the open run's config (a sweep trial: the agent's parameters come first)."""
+        if self.run is not None:
+            self._safe("config", lambda: self.run.config.update(
+                {**config, "provenance": provenance()}, allow_val_change=True))
 
     def log_epoch(self, epoch: int, values: dict[str, float]) -> None:
         if self.run is not None:
