@@ -124,7 +124,7 @@ def item_title(c: ItemContent, i: int) -> str:
 def item_description(c: ItemContent, i: int) -> str:
     pt, col, app = PRODUCT_TYPES[c.ptype[i]], COLOURS[c.colour[i]], APPEARANCES[c.appearance[i]]
     return (f"{ADJECTIVES[c.adjective[i]].capitalize()} {pt[1].lower()} in {col[1].lower()} "
-            f"{MATERIALS[c.material[i]]} with a {app[1].lower()} look.")
+            f"{MATERIALS[c.material[i]]}. {app[1]} look.")
 
 
 def item_text(c: ItemContent, i: int) -> str:

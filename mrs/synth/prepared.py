@@ -85,7 +85,7 @@ def save_planted(path: Path, p, item_ids: np.ndarray, user_ids: np.ndarray | Non
         arrays["user_ids"] = np.asarray(user_ids).astype(str)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez(f, **arrays)  # uncompressed: random factors do not compress, and zlib was slow
 
 
 def _write_features(out_dir: Path, content, item_ids: np.ndarray, d: int, seed: int) -> None:
