@@ -1,0 +1,185 @@
+"""``mrs prepare amazon2023``: Amazon Reviews 2023 (McAuley lab), raw or official benchmark files.
+
+Reviews come as
+
+- raw ``<Category>.jsonl`` / ``.jsonl.gz`` (rating, title, text, images, asin, parent_asin, user_id,
+  timestamp in ms, helpful_vote, verified_purchase): streamed in chunks (:mod:`mrs.prep.jsonl`),
+  so Clothing_Shoes_and_Jewelry's 66M lines are never held whole; or
+- an official benchmark csv ``user_id,parent_asin,rating,timestamp[,history]`` (0core/5core
+  rating_only, last_out, timestamp). Given ``X.train.csv`` whose ``X.valid.csv`` and ``X.test.csv``
+  sit beside it (or ``--valid``/``--test``), that split is kept as is (``split: official``).
+
+Items are ``parent_asin``s. With ``--meta meta_<Category>.jsonl(.gz)``, item text joins title,
+features, description, categories, store and details; the image URL (MAIN image, hi_res else
+large) goes to items ``image_url`` for ``mrs download-images``, which fills ``image``.
+Modes come from the timestamp (UTC): context weekday/weekend, time month (configurable).
+Splits for non-official input: leave-last-out by time (default), temporal, or mmrec.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from mrs.data.prepared import write_prepared
+from mrs.errors import MrsError
+from mrs.prep.common import (BadRows, compact, input_checksum, kcore, log, nonempty, require_file,
+                             time_mode)
+from mrs.prep.csvread import read_csv_typed
+from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl
+from mrs.prep.splits import split_leave_last_out, split_mmrec, split_temporal
+
+
+@dataclass
+class Amazon2023Config:
+    reviews: str = ""                          # reviews .jsonl(.gz) or benchmark .csv (a .train.csv keeps its trio)
+    meta: str = ""                             # meta_<Category>.jsonl(.gz) (optional: item text, image URLs)
+    out: str = ""                              # output prepared-dataset directory
+    name: str = ""                             # default: the reviews file's stem
+    valid: str = ""                            # explicit official valid csv (with test; reviews = train)
+    test: str = ""                             # explicit official test csv
+    split: Literal["auto", "official", "leave-last-out", "temporal", "mmrec"] = "auto"  # auto: official if a trio
+    kcore: int = 0                             # iterative k-core on users and items (0/1: none)
+    dedup: bool = True                         # keep only the first review of a (user, item) pair
+    context_mode: Literal["weekday_weekend", "weekday", "hour", "none"] = "weekday_weekend"
+    time_mode: Literal["month", "season", "week", "none"] = "month"
+    timestamp_unit: Literal["ms", "s"] = "ms"  # Amazon 2023 timestamps are milliseconds
+    test_days: int = 30                        # temporal split only
+    valid_days: int = 30                       # temporal split only
+    seed: int = 2023                           # mmrec split only
+    chunk_lines: int = 500_000                 # jsonl lines parsed per chunk (memory vs speed)
+    max_bad_frac: float = 0.01                 # fail when more malformed rows than this
+    checksum: Literal["auto", "sha256", "stat"] = "auto"
+
+
+def official_trio(cfg: Amazon2023Config, reviews: Path) -> list[Path] | None:
+    """[train, valid, test] when an official split is given (explicitly or as siblings), else None."""
+    if cfg.valid or cfg.test:
+        return [reviews, require_file(cfg.valid, "amazon2023 --valid"), require_file(cfg.test, "amazon2023 --test")]
+    m = re.fullmatch(r"(.*)\.train\.csv(\.gz)?", reviews.name)
+    if m is None:
+        return None
+    sib = [reviews.with_name(f"{m.group(1)}.{s}.csv{m.group(2) or ''}") for s in ("valid", "test")]
+    for p in sib:
+        require_file(p, f"official split sibling of {reviews.name}")
+    return [reviews, *sib]
+
+
+def _read_csvs(paths: list[Path], cfg: Amazon2023Config, bads: list[BadRows]):
+    users, items = IdBuilder(), IdBuilder()
+    ts, rating, label = [], [], []
+    d = pa.dictionary(pa.int32(), pa.string())
+    for k, (p, bad) in enumerate(zip(paths, bads)):
+        req = ["user_id", "parent_asin", "timestamp"]
+        t = read_csv_typed(p, {"user_id": d, "parent_asin": d, "rating": pa.float32(), "timestamp": pa.int64()},
+                           bad, required=req, nonempty=req)
+        bad.check()
+        users.add(t["user_id"])
+        items.add(t["parent_asin"])
+        ts.append(t["timestamp"].to_numpy())
+        rating.append(t["rating"].to_numpy() if "rating" in t.column_names else np.full(t.num_rows, np.nan, np.float32))
+        label.append(np.full(t.num_rows, k, dtype=np.int8))
+    u, uid = users.finish()
+    i, iid = items.finish()
+    return u, uid, i, iid, np.concatenate(ts), np.concatenate(rating).astype(np.float32), np.concatenate(label)
+
+
+def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
+    reviews = require_file(cfg.reviews, "amazon2023 --reviews")
+    trio = official_trio(cfg, reviews)
+    split_kind = cfg.split if cfg.split != "auto" else ("official" if trio else "leave-last-out")
+    if split_kind == "official" and not trio:
+        raise MrsError(f"split 'official' needs X.train.csv with X.valid.csv and X.test.csv beside it "
+                       f"(or --valid/--test); got {reviews}")
+    if split_kind == "official" and cfg.kcore > 1:
+        raise MrsError("kcore: the official split is kept as is; k-core filtering would change it (use kcore=0)")
+    paths = trio if split_kind == "official" else [reviews]
+    bads = [BadRows(str(p), max_frac=cfg.max_bad_frac) for p in paths]
+    is_csv = re.search(r"\.csv(\.gz)?$", reviews.name) is not None
+    if is_csv:
+        u, uid, i, iid, ts, rating, label = _read_csvs(paths, cfg, bads)
+    else:
+        u, uid, i, iid, ts, rating = read_reviews_jsonl(reviews, bads[0], cfg.chunk_lines)
+        bads[0].check()
+        label = None
+    nonempty(len(u), f"reading {reviews}")
+    counts: dict = {"reviews_read": int(len(u))}
+    if cfg.timestamp_unit == "ms":
+        ts = ts // 1000
+
+    keep = np.ones(len(u), dtype=bool)
+    if cfg.dedup and split_kind != "official":
+        order = np.argsort(ts, kind="stable")             # the first review of a pair survives
+        dup = np.zeros(len(u), dtype=bool)
+        dup[order] = pd.Series(u[order] * (int(i.max()) + 1) + i[order]).duplicated().to_numpy()
+        counts["repeated_pairs_dropped"] = int(dup.sum())
+        keep &= ~dup
+        nonempty(int(keep.sum()), "dedup")
+    if cfg.kcore > 1:
+        keep = _kcore_masked(u, i, keep, cfg.kcore)
+        nonempty(int(keep.sum()), f"the k-core filter (kcore={cfg.kcore})")
+    u, i, ts, rating = u[keep], i[keep], ts[keep], rating[keep]
+    label = label[keep] if label is not None else None
+    u, used_u = compact(u)
+    i, used_i = compact(i)
+    user_ids = np.asarray(uid.take(pa.array(used_u)).to_pylist(), dtype=object)
+    item_ids = np.asarray(iid.take(pa.array(used_i)).to_pylist(), dtype=object)
+
+    if split_kind == "official":
+        split = label
+    elif split_kind == "leave-last-out":
+        split = split_leave_last_out(u, ts)
+    elif split_kind == "temporal":
+        split = split_temporal(ts, cfg.test_days, cfg.valid_days)
+    else:
+        split = split_mmrec(u, cfg.seed)
+    modes, cols = {}, {}
+    if cfg.context_mode != "none":
+        cols["context"], modes["context"] = time_mode(ts, cfg.context_mode)
+    if cfg.time_mode != "none":
+        cols["time"], modes["time"] = time_mode(ts, cfg.time_mode)
+    inter = pd.DataFrame({"user": u, "item": i, "ts": ts, **cols, "split": split, "rating": rating})
+
+    items = pd.DataFrame({"item": np.arange(len(item_ids)), "item_id": item_ids, "text": "",
+                          "image": pd.Series([None] * len(item_ids), dtype=object),
+                          "image_url": pd.Series([None] * len(item_ids), dtype=object),
+                          "main_category": pd.Series([None] * len(item_ids), dtype=object)})
+    inputs = list(paths)
+    if cfg.meta:
+        meta_path = require_file(cfg.meta, "amazon2023 --meta")
+        mbad = BadRows(str(meta_path), max_frac=cfg.max_bad_frac)
+        meta = read_meta(meta_path, set(item_ids.tolist()), mbad)
+        mbad.check()
+        rows = [meta.get(a) for a in item_ids]
+        items["text"] = [r[0] if r else "" for r in rows]
+        items["image_url"] = [r[1] if r else None for r in rows]
+        items["main_category"] = [r[2] if r else None for r in rows]
+        counts["meta_bad_rows"] = mbad.summary()
+        inputs.append(meta_path)
+        counts["n_items_without_meta"] = int(sum(r is None for r in rows))
+    else:
+        counts["n_items_without_meta"] = len(item_ids)
+    counts["n_items_with_image_url"] = int(items["image_url"].notna().sum())
+    users = pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids})
+    checksum, kind = input_checksum(inputs, cfg.checksum)
+    out = write_prepared(
+        cfg.out, inter, items, users, name=cfg.name or re.sub(r"(\.train)?\.(csv|jsonl|json)(\.gz)?$", "", reviews.name),
+        source="amazon2023", modes=modes, params={**asdict(cfg), "split_used": split_kind},
+        input_checksum=checksum,
+        extra={"input_checksum_kind": kind, "image_root": "images",  # relative to the dataset dir
+               "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts})
+    log.info("amazon2023: %d users, %d items, %d interactions -> %s", len(users), len(items), len(inter), out)
+    return out
+
+
+def _kcore_masked(u: np.ndarray, i: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
+    """k-core over the rows still kept; returns the new keep mask over all rows."""
+    idx = np.flatnonzero(keep)
+    out = np.zeros(len(u), dtype=bool)
+    out[idx[kcore(u[idx], i[idx], k)]] = True
+    return out

@@ -1,0 +1,224 @@
+"""Streaming readers for Amazon Reviews 2023 jsonl(.gz): reviews and item metadata.
+
+A 66M-line review file is never held whole: lines are read in chunks of ``chunk_lines``, each
+chunk is parsed by pyarrow's C++ JSON reader into just the needed columns, and string ids are
+dictionary-encoded per chunk (:class:`IdBuilder`), so only int codes, per-chunk dictionaries and
+timestamps stay in memory. A chunk with a broken line is re-parsed line by line with ``json``
+to find, skip and count the bad ones (``file:line`` positions kept).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+from tqdm import tqdm
+
+from mrs.prep.common import BadRows
+
+REVIEW_SCHEMA = pa.schema([("user_id", pa.string()), ("parent_asin", pa.string()), ("asin", pa.string()),
+                           ("rating", pa.float64()), ("timestamp", pa.int64())])
+
+
+def open_text(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+class IdBuilder:
+    """Raw string ids -> 0..n-1 in order of first appearance, built chunk by chunk.
+
+    Each chunk is dictionary-encoded on its own; ``finish`` unifies the chunk dictionaries with one
+    C++ hash pass (``pc.dictionary_encode`` over a chunked array shares one memo table), so no
+    Python dict of millions of strings is ever built.
+    """
+
+    def __init__(self) -> None:
+        self.codes: list[np.ndarray] = []
+        self.dicts: list[pa.Array] = []
+
+    def add(self, values: pa.Array | pa.ChunkedArray) -> None:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if pa.types.is_dictionary(values.type):
+            enc = values
+        else:
+            enc = pc.dictionary_encode(values)
+        self.codes.append(enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+        self.dicts.append(enc.dictionary.cast(pa.large_string()))
+
+    def finish(self) -> tuple[np.ndarray, pa.Array]:
+        """(global code per added value, unique raw ids in code order)."""
+        if not self.dicts:
+            return np.zeros(0, np.int64), pa.array([], pa.large_string())
+        enc = pc.dictionary_encode(pa.chunked_array(self.dicts, type=pa.large_string()))
+        remap = np.concatenate([c.indices.to_numpy() for c in enc.chunks]).astype(np.int64) \
+            if enc.num_chunks else np.zeros(0, np.int64)
+        uniques = enc.chunks[0].dictionary if enc.num_chunks else pa.array([], pa.large_string())
+        offsets = np.cumsum([0] + [len(d) for d in self.dicts[:-1]])
+        codes = np.concatenate([remap[o + c] for o, c in zip(offsets, self.codes)])
+        self.codes, self.dicts = [], []
+        return codes, uniques
+
+
+def _chunks(f: IO[bytes], chunk_lines: int) -> Iterator[tuple[list[bytes], np.ndarray]]:
+    """(non-blank lines, their 1-based line numbers) in chunks."""
+    lines: list[bytes] = []
+    numbers: list[int] = []
+    for n, line in enumerate(f, 1):
+        if line.strip():
+            lines.append(line if line.endswith(b"\n") else line + b"\n")
+            numbers.append(n)
+            if len(lines) >= chunk_lines:
+                yield lines, np.array(numbers)
+                lines, numbers = [], []
+    if lines:
+        yield lines, np.array(numbers)
+
+
+def _parse_chunk(lines: list[bytes], numbers: np.ndarray, bad: BadRows) -> tuple[pa.Table, np.ndarray]:
+    """(table of the chunk's good JSON lines, their line numbers)."""
+    data = b"".join(lines)
+    try:
+        return pj.read_json(io.BytesIO(data),
+                            read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                            parse_options=pj.ParseOptions(explicit_schema=REVIEW_SCHEMA,
+                                                          unexpected_field_behavior="ignore")), numbers
+    except pa.ArrowInvalid:
+        pass
+    rows: dict[str, list] = {k: [] for k in REVIEW_SCHEMA.names}
+    good: list[int] = []
+    for line, n in zip(lines, numbers):        # slow path, only for a chunk with a broken line
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError
+            vals = {"user_id": obj.get("user_id"), "parent_asin": obj.get("parent_asin"),
+                    "asin": obj.get("asin"), "rating": obj.get("rating"), "timestamp": obj.get("timestamp")}
+            vals["timestamp"] = None if vals["timestamp"] is None else int(vals["timestamp"])
+            vals["rating"] = None if vals["rating"] is None else float(vals["rating"])
+            for k in ("user_id", "parent_asin", "asin"):
+                vals[k] = None if vals[k] is None else str(vals[k])
+        except (ValueError, TypeError):
+            bad.add(int(n), "broken JSON line")
+            bad.total += 1
+            continue
+        for k, v in vals.items():
+            rows[k].append(v)
+        good.append(int(n))
+    return pa.table(rows, schema=REVIEW_SCHEMA), np.array(good, dtype=np.int64)
+
+
+def read_reviews_jsonl(path: Path, bad: BadRows, chunk_lines: int = 500_000
+                       ) -> tuple[np.ndarray, pa.Array, np.ndarray, pa.Array, np.ndarray, np.ndarray]:
+    """(user codes, user ids, item codes, item ids, timestamps as stored, ratings) of good rows."""
+    users, items = IdBuilder(), IdBuilder()
+    ts_parts, rating_parts = [], []
+    with open_text(path) as f, tqdm(desc=f"reading {path.name}", unit=" lines", unit_scale=True,
+                                    mininterval=2.0, leave=False) as bar:
+        for lines, numbers in _chunks(f, chunk_lines):
+            t, rows_lines = _parse_chunk(lines, numbers, bad)
+            bad.total += t.num_rows
+            item = pc.coalesce(t["parent_asin"], t["asin"])
+            checks = [(_mask(pc.equal(pc.utf8_trim_whitespace(t["user_id"]), "")), "empty user_id"),
+                      (_mask(pc.equal(pc.utf8_trim_whitespace(item), "")), "empty parent_asin"),
+                      (_mask(pc.is_null(t["timestamp"])), "missing timestamp")]
+            drop = np.zeros(t.num_rows, dtype=bool)
+            for mask, why in checks:                      # each bad row counted once
+                bad.add_lines(rows_lines[mask & ~drop], why)
+                drop |= mask
+            if drop.any():
+                keep = pa.array(~drop)
+                t, item = t.filter(keep), item.filter(keep)
+            users.add(t["user_id"])
+            items.add(item)
+            ts_parts.append(t["timestamp"].to_numpy(zero_copy_only=False).astype(np.int64))
+            rating_parts.append(t["rating"].to_numpy(zero_copy_only=False).astype(np.float32))
+            bar.update(len(lines))
+    u, uid = users.finish()
+    i, iid = items.finish()
+    cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
+    return u, uid, i, iid, cat(ts_parts, np.int64), cat(rating_parts, np.float32)
+
+
+def _mask(cond: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Boolean numpy mask; nulls count as True (a null id is an empty id)."""
+    return np.asarray(pc.fill_null(cond, True).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+_ASIN_RE = re.compile(rb'"parent_asin"\s*:\s*"([^"]*)"')
+
+
+def meta_text(obj: dict) -> str:
+    """Item text: title | features | description | categories | store | details (what MiniLM reads)."""
+    parts: list[str] = []
+
+    def add(v) -> None:
+        if isinstance(v, str) and v.strip():
+            parts.append(v.strip())
+
+    add(obj.get("title"))
+    for key in ("features", "description"):
+        v = obj.get(key)
+        for x in (v if isinstance(v, list) else [v]):
+            add(x)
+    cats = obj.get("categories")
+    if isinstance(cats, list) and cats:
+        add(" > ".join(str(c) for c in cats))
+    if obj.get("store"):
+        add(f"Store: {obj['store']}")
+    det = obj.get("details")
+    if isinstance(det, dict) and det:
+        add("; ".join(f"{k}: {v}" for k, v in det.items()))
+    return " | ".join(parts)
+
+
+def meta_image_url(obj: dict) -> str | None:
+    """The MAIN image (else the first), hi_res else large."""
+    imgs = obj.get("images")
+    if not isinstance(imgs, list) or not imgs:
+        return None
+    imgs = [i for i in imgs if isinstance(i, dict)]
+    main = [i for i in imgs if i.get("variant") == "MAIN"] or imgs
+    for img in main:
+        url = img.get("hi_res") or img.get("large")
+        if url:
+            return str(url)
+    return None
+
+
+def read_meta(path: Path, wanted: set[str] | None, bad: BadRows) -> dict[str, tuple[str, str | None, str | None]]:
+    """``parent_asin -> (text, image url, main_category)`` for the wanted items only.
+
+    Lines of unwanted items are skipped by a regex on the raw bytes, before any JSON parsing.
+    """
+    out: dict[str, tuple[str, str | None, str | None]] = {}
+    with open_text(path) as f:
+        for n, line in enumerate(tqdm(f, desc=f"reading {path.name}", unit=" lines", unit_scale=True,
+                                      mininterval=2.0, leave=False), 1):
+            if not line.strip():
+                continue
+            bad.total += 1
+            m = _ASIN_RE.search(line)
+            if m is not None and wanted is not None and m.group(1).decode() not in wanted:
+                continue
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError
+            except ValueError:
+                bad.add(n, "broken JSON line")
+                continue
+            asin = obj.get("parent_asin")
+            if not asin:
+                bad.add(n, "empty parent_asin")
+                continue
+            if wanted is None or asin in wanted:
+                out[str(asin)] = (meta_text(obj), meta_image_url(obj), obj.get("main_category"))
+    return out
