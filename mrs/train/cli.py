@@ -1,0 +1,60 @@
+"""``mrs train`` and ``mrs compare``. Heavy imports (torch) happen inside the handlers."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train one model on a prepared dataset; writes a run directory",
+        description="Train one model (Adam, BPR, early stopping on validation) and write "
+                    "RUN_DIR/{config.yaml,metrics.json,best.pt,last.pt}.")
+    p.add_argument("--config", type=Path, help="YAML config (see configs/experiments/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set model.encoder=lightgcn (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="run directory to write")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    p.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
+    p.add_argument("--no-test", action="store_true",
+                   help="leave the test split unread (hyper-parameter search)")
+    p.set_defaults(func=_train)
+
+    c = subparsers.add_parser(
+        "compare", help="train several variants on the same data and seeds; table + plot",
+        description="Train the variants listed in the config (default: MF, LightGCN, FREEDOM, "
+                    "each with and without CP modes) and write DIR/{compare.md,compare.csv,"
+                    "tail_head.png,config.yaml,runs/<variant>/}. Finished variants are not rerun.")
+    c.add_argument("--config", type=Path, help="YAML: a base TrainConfig plus a 'variants:' list")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a base config key for every variant (repeatable)")
+    c.add_argument("--out", type=Path, required=True, help="output directory")
+    c.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
+    c.set_defaults(func=_compare)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mrs.tracking import make_logger
+    from mrs.train.config import load_train_config
+    from mrs.train.trainer import run_train
+
+    cfg = load_train_config(args.config, args.overrides)
+    if args.no_wandb:
+        cfg.wandb.enabled = False
+    logger = make_logger(cfg.wandb.enabled, project=cfg.wandb.project)
+    metrics = run_train(cfg, args.out, logger=logger, resume=args.resume,
+                        evaluate_test=not args.no_test)
+    split = "test" if "test" in metrics else "valid"
+    m = cfg.train.select_metric
+    parts = [f"{s} {m}={v.get(m):.4f}" for s, v in metrics[split].items() if v.get(m) is not None]
+    print(f"{args.out}: best epoch {metrics['best_epoch']}; {split}: " + ", ".join(parts))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from mrs.train.compare import run_compare
+
+    table = run_compare(args.config, args.out, overrides=args.overrides,
+                        wandb=False if args.no_wandb else None)
+    print(table)
+    return 0

@@ -1,0 +1,63 @@
+"""``TrainConfig``: everything one ``mrs train`` run needs, as nested dataclasses (nanoGPT style).
+
+A YAML file and ``--set key=value`` overrides sit on top of these defaults; unknown keys are an
+error naming the dotted key (``mrs.config``). The run directory keeps the full resolved config
+as ``config.yaml``, so every ``metrics.json`` can be traced back to exactly what produced it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal
+
+from mrs.config import load_config
+from mrs.eval import EvalConfig
+from mrs.models.config import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    dir: str = ""                    # prepared dataset directory (`mrs prepare ...` / `mrs synth`)
+    features: list[str] = field(default_factory=list)  # feature stores to load, e.g. [text-minilm, image-effnet]
+    fill: Literal["mean", "zeros"] = "mean"  # rows missing from a store: mean vector (MMRec, LATTICE) or zeros
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 100                # upper bound; early stopping usually ends sooner
+    batch_size: int = 2048           # BPR triples per step
+    lr: float = 1e-3                 # Adam learning rate (L2 weight is model.reg)
+    negatives: Literal["uniform", "dynamic"] = "uniform"  # dynamic = hard negatives scored by the model
+    n_candidates: int = 16           # M: candidates drawn per positive for dynamic negatives
+    hard: Literal["hardest", "softmax"] = "hardest"  # keep the top-scored candidate, or sample by softmax
+    temperature: float = 1.0         # softmax temperature for hard="softmax"
+    seed: int = 2024                 # seeds torch, numpy, python and the data order
+    patience: int = 10               # evaluations without improvement before stopping (0 = never stop early)
+    eval_every: int = 1              # validate every N epochs
+    select_metric: str = "recall@20"  # validation metric (slice "all") that picks the best epoch
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    num_threads: int = 0             # torch CPU threads; 0 keeps torch's default
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False            # `mrs train --no-wandb` forces false
+    project: str = "mrs"
+    name: str | None = None          # run name; default = the run directory's name
+    group: str | None = None         # e.g. the compare/sweep directory
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = (),
+                      base: dict | None = None) -> TrainConfig:
+    """Defaults <- ``base`` <- YAML ``path`` <- ``key=value`` overrides."""
+    return load_config(TrainConfig, path, overrides, base=base)

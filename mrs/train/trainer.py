@@ -1,0 +1,277 @@
+"""The training loop: Adam on BPR, validation every ``eval_every`` epochs, early stopping,
+a resumable checkpoint each epoch, and the final test evaluation of the best epoch.
+
+``run_train(cfg, out_dir)`` is the one entry point (``mrs train``, ``mrs compare`` and the sweep
+all call it). A run directory holds::
+
+    config.yaml    the full resolved TrainConfig
+    last.pt        model + optimizer + RNG states + counters (rewritten atomically each epoch)
+    best.pt        weights of the best validation epoch
+    metrics.json   {"test": {slice: {metric: x}}, "valid": ..., "ci": ..., "n_queries": ...,
+                    "best_epoch": n, "history": [...], "alpha": {...}}
+
+Resuming (``resume=True``) restores every RNG, so an interrupted run continues to exactly the
+weights and metrics an uninterrupted run reaches (tested in ``tests/train/test_resume.py``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mrs.config import read_yaml, save_config, to_dict
+from mrs.data.prepared import PreparedDataset, load_prepared
+from mrs.errors import MrsError
+from mrs.io import write_json_atomic
+from mrs.train.checkpoint import (BEST, LAST, TrainState, load_checkpoint, load_weights,
+                                  save_checkpoint, save_weights)
+from mrs.train.config import TrainConfig, load_train_config
+from mrs.train.data import batch_indices, load_feature_stores, n_batches, train_triples
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MrsError("config key 'train.device': cuda requested but no GPU is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return the trainer's own data-order generator (CPU)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)
+
+
+class Trainer:
+    """Builds dataset, model, sampler and optimizer from a ``TrainConfig`` and runs epochs."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device | None = None):
+        from mrs.models.config import build_model
+        from mrs.sampling import NegativeSampler
+
+        self.cfg = cfg
+        self.device = device or resolve_device(cfg.train.device)
+        if cfg.train.num_threads > 0:
+            torch.set_num_threads(cfg.train.num_threads)
+        if not cfg.data.dir:
+            raise MrsError("config key 'data.dir' is empty: set it to a prepared dataset directory")
+        self.generator = seed_everything(cfg.train.seed)
+        self.ds: PreparedDataset = load_prepared(cfg.data.dir)
+        features = load_feature_stores(self.ds, cfg.data.features, cfg.data.fill)
+        self.triples = train_triples(self.ds, self.device)
+        self.model = build_model(
+            cfg.model, n_users=self.ds.n_users, n_items=self.ds.n_items,
+            mode_cardinalities=self.ds.mode_cardinalities,
+            train_users=self.triples.users.cpu().numpy(), train_items=self.triples.items.cpu().numpy(),
+            features=features, cache_dir=self.ds.root / "cache").to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+        tc = cfg.train
+        self.sampler = NegativeSampler(self.triples.users.cpu(), self.triples.items.cpu(),
+                                       self.ds.n_items, seed=tc.seed, strategy=tc.negatives,
+                                       candidates=tc.n_candidates, pick=tc.hard,
+                                       temperature=tc.temperature)
+        self._evaluators: dict = {}
+
+    # ---------------------------------------------------------------- one epoch
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the train triples; returns the mean loss and its parts."""
+        from mrs.models.base import Batch
+
+        t, model, tc = self.triples, self.model, self.cfg.train
+        model.train()
+        model.on_epoch_start(epoch, self.generator)
+        sums: dict[str, float] = {}
+        nb = n_batches(len(t), tc.batch_size)
+        bar = tqdm(batch_indices(len(t), tc.batch_size, self.generator), total=nb,
+                   desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False, dynamic_ncols=True)
+        for step, idx in enumerate(bar):
+            idx = idx.to(self.device)
+            users, pos, modes = t.users[idx], t.items[idx], t.modes[idx]
+            emb = model.encode()  # one propagation serves the hard-negative scoring and the loss
+            # dynamic: M candidates scored by the current model under the positive's modes
+            neg = self.sampler.sample(users, modes, model, emb)
+            loss, parts = model.calculate_loss(Batch(users, pos, neg, modes), emb)
+            if not torch.isfinite(loss):
+                raise MrsError(
+                    f"loss is {loss.item()} at epoch {epoch + 1}, batch {step + 1}/{nb} "
+                    f"(parts: {_fmt(parts)}); stopped. Lower train.lr or raise model.reg; "
+                    f"the last good checkpoint (epoch {epoch}) is kept")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            parts = {"loss": loss.item(), **{k: float(v) for k, v in parts.items()}}
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{parts['loss']:.4f}")
+        return {k: v / nb for k, v in sums.items()}
+
+    # ---------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self, split: str, ci: bool = True):
+        """``EvalResult`` of full ranking on ``split`` for the current weights (encoder run once;
+        queries, masks and slices built once per split)."""
+        from mrs.eval import Evaluator
+
+        if split not in self._evaluators:
+            self._evaluators[split] = Evaluator(self.ds, split, self.cfg.eval)
+        self.model.eval()
+        emb = self.model.encode()
+
+        def score_fn(users: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
+            return self.model.full_sort_predict(users, modes, emb=emb)  # (B, n_items)
+
+        return self._evaluators[split](score_fn, device=self.device, ci=ci)
+
+
+def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume: bool = False,
+              evaluate_test: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir``; return (and write) ``metrics.json``'s content.
+
+    ``resume=True`` continues from ``out_dir/last.pt`` when present (fresh start otherwise);
+    ``evaluate_test=False`` (sweep trials) leaves the test split unread.
+    """
+    from mrs.tracking import NullLogger
+
+    out = Path(out_dir)
+    logger = logger or NullLogger()
+    _check_run_dir(cfg, out, resume)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    tr = Trainer(cfg)
+    tc = tr.cfg.train
+    state = TrainState()
+    if resume and (out / LAST).is_file():
+        state = load_checkpoint(out / LAST, tr.model, tr.optimizer, tr.generator,
+                                {"sampler": tr.sampler})
+        log.info("resuming %s after epoch %d (best %s=%.4f)", out, state.epoch,
+                 tc.select_metric, state.best_value)
+    logger.start(to_dict(cfg), out, name=cfg.wandb.name or out.name, group=cfg.wandb.group,
+                 tags=cfg.wandb.tags)
+    t0 = time.time() - sum(h.get("time_s", 0.0) for h in state.history)  # wall time across resumes
+    try:
+        while state.epoch < tc.epochs and not state.stopped_early:
+            epoch = state.epoch
+            losses = tr.train_epoch(epoch)
+            row: dict[str, Any] = {"epoch": epoch + 1, **losses}
+            row.update({f"alpha/{k}": v for k, v in tr.model.fusion_weights().items()})
+            if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs:
+                valid = tr.evaluate("valid", ci=False)
+                value = _select(valid.metrics, tc.select_metric)
+                row[f"valid/{tc.select_metric}"] = value
+                if value > state.best_value:
+                    state.best_value, state.best_epoch, state.bad_evals = value, epoch + 1, 0
+                    save_weights(out / BEST, tr.model, epoch + 1)
+                else:
+                    state.bad_evals += 1
+                    state.stopped_early = 0 < tc.patience <= state.bad_evals
+            row["time_s"] = time.time() - t0 - sum(h["time_s"] for h in state.history)
+            state.history.append(row)
+            state.epoch = epoch + 1
+            save_checkpoint(out / LAST, tr.model, tr.optimizer, state, tr.generator,
+                            {"sampler": tr.sampler})
+            logger.log_epoch(epoch + 1, {k: v for k, v in row.items() if k != "epoch"})
+            log.info("epoch %d %s", epoch + 1, _fmt(row))
+        metrics = _final_metrics(tr, out, state, evaluate_test)
+        write_json_atomic(out / "metrics.json", metrics)
+        logger.log_summary(metrics)
+        _log_slice_table(logger, metrics)
+    finally:
+        logger.finish()
+    return metrics
+
+
+def _final_metrics(tr: Trainer, out: Path, state: TrainState, evaluate_test: bool) -> dict:
+    """Reload the best epoch's weights; valid (and, once, test) metrics in the issue's layout."""
+    if state.best_epoch < 0:
+        raise MrsError(f"{out}: no validation ran (train.epochs={tr.cfg.train.epochs}, "
+                       f"train.eval_every={tr.cfg.train.eval_every})")
+    from mrs.eval import metrics_json
+
+    load_weights(out / BEST, tr.model)
+    results = {"test": tr.evaluate("test")} if evaluate_test else {}
+    results["valid"] = tr.evaluate("valid")
+    return metrics_json(results, best_epoch=state.best_epoch,
+                   select_metric=tr.cfg.train.select_metric, best_valid=state.best_value,
+                   epochs_run=state.epoch, stopped_early=state.stopped_early,
+                   alpha=tr.model.fusion_weights(), device=str(tr.device),
+                   train_time_s=sum(h["time_s"] for h in state.history), history=state.history)
+
+
+def evaluate_checkpoint(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Evaluate a finished run's ``best.pt`` on ``split``; adds it to ``metrics.json``.
+
+    The sweep calls this for the selected trial only, so test is read once."""
+    run = Path(run_dir)
+    cfg = load_train_config(run / "config.yaml")
+    tr = Trainer(cfg)
+    load_weights(run / BEST, tr.model)
+    res = tr.evaluate(split)
+    mpath = run / "metrics.json"
+    metrics = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    metrics[split] = res.metrics
+    for key, val in (("ci", res.ci), ("n_queries", res.n_queries), ("eval_info", res.info)):
+        metrics.setdefault(key, {})[split] = val
+    write_json_atomic(mpath, metrics)
+    return metrics
+
+
+def _check_run_dir(cfg: TrainConfig, out: Path, resume: bool) -> None:
+    """Refuse to mix runs: a non-empty run dir needs --resume and the same config."""
+    saved = out / "config.yaml"
+    if not saved.is_file():
+        return
+    if not resume:
+        raise MrsError(f"{out}: already holds a run; pass --resume to continue it, or choose "
+                       f"another --out")
+    old, new = read_yaml(saved), to_dict(cfg)
+    # epochs/patience may grow on resume (train longer); anything else must be unchanged
+    for d in (old, new):
+        d.get("train", {}).pop("epochs", None), d.get("train", {}).pop("patience", None)
+        d.pop("wandb", None)
+    if old != new:
+        diff = _first_diff(old, new)
+        raise MrsError(f"{saved}: resuming with a different config ({diff}); use a new --out")
+
+
+def _first_diff(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+    return f"{prefix.rstrip('.')}: {a!r} -> {b!r}"
+
+
+def _select(metrics: dict, name: str) -> float:
+    try:
+        v = metrics["all"][name]
+        v = float("nan") if v is None else float(v)
+    except KeyError:
+        have = ", ".join(metrics.get("all", {}))
+        raise MrsError(f"config key 'train.select_metric': {name!r} not computed "
+                       f"(have: {have}); check eval.ks and eval.metrics") from None
+    return v if math.isfinite(v) else float("-inf")
+
+
+def _log_slice_table(logger: Any, metrics: dict) -> None:
+    split = "test" if "test" in metrics else "valid"
+    names = sorted({m for s in metrics[split].values() for m in s})
+    rows = [[s, *[metrics[split][s].get(m) for m in names]] for s in metrics[split]]
+    logger.log_table(f"{split}_slices", ["slice", *names], rows)
+
+
+def _fmt(d: dict) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
