@@ -65,7 +65,7 @@ def synthesize(job: SynthJob) -> dict:
                                    chunk_size=job.chunk_size)
         save_planted(tmp / "planted.npz", p, res.pop("item_ids"), res.pop("user_ids"))
         summary = {
-            "job": asdict(job),
+            "job": {k: v for k, v in asdict(job).items() if k != "out"},  # bytes independent of --out
             "modes": {"context": {"cardinality": cfg.n_contexts,
                                   "labels": CONTEXT_LABELS[job.format][:cfg.n_contexts]},
                       "time": {"cardinality": 12, "labels": MONTH_LABELS}},
