@@ -95,7 +95,7 @@ def prepare_hm(cfg: HMConfig) -> Path:
     art_ids, item = np.unique(art, return_inverse=True)
     pair = cust * len(art_ids) + item
     dup_any = pd.Series(pair).duplicated().to_numpy()
-    dup_day = pd.DataFrame({"p": pair, "d": days}).duplicated().to_numpy()
+    dup_day = pd.Series(pair * (int(days.max() - days.min()) + 1) + (days - days.min())).duplicated().to_numpy()
     counts.update(repeat_rows=int(dup_any.sum()), same_day_repeat_rows=int(dup_day.sum()))
     if cfg.repeats != "keep":
         keep = ~(dup_any if cfg.repeats == "collapse" else dup_day)
