@@ -112,16 +112,23 @@ class Evaluator:
             raise MrsError(f"ranked lists of shape {topk.shape}, expected {(len(q), self.k_max)}")
         hits = hit_matrix(topk, q.truth, self.n_items)                       # (Q, K_max)
         metrics, cis, n_queries, per_query = {}, {}, {}, {}
-        for si, (name, in_slice) in enumerate(self.slices.items()):
+        cols, keys = [], []                           # (Q,) columns, NaN where the query is out
+        for name, in_slice in self.slices.items():
             rows, h, n_rel = restrict(hits, topk, q.truth, in_slice)
             vals = compute_all(h, n_rel, cfg.metrics, sorted(cfg.ks))        # name -> (Q_S,)
             n_queries[name] = int(len(rows))
             per_query[name] = vals
             metrics[name] = {k: (_num(v.mean()) if len(v) else None) for k, v in vals.items()}
-            if ci and cfg.bootstrap > 0:
-                mat = np.stack(list(vals.values()), 1) if vals else np.zeros((0, 0))
-                bounds = bootstrap_ci(mat, cfg.bootstrap, cfg.ci_level, seed=cfg.seed + si)
-                cis[name] = {k: [_num(lo), _num(hi)] for k, (lo, hi) in zip(vals, bounds)}
+            for k, v in vals.items():
+                col = np.full(len(q), np.nan)
+                col[rows] = v
+                cols.append(col)
+                keys.append((name, k))
+        if ci and cfg.bootstrap > 0:
+            # one resampling of the queries serves every slice and metric (see mrs.eval.bootstrap)
+            bounds = bootstrap_ci(np.stack(cols, 1), cfg.bootstrap, cfg.ci_level, seed=cfg.seed)
+            for (name, k), (lo, hi) in zip(keys, bounds):
+                cis.setdefault(name, {})[k] = [_num(lo), _num(hi)]
         info = {"protocol": cfg.protocol, "query": q.kind, "n_dropped_seen": q.n_dropped_seen,
                 "n_dropped_queries": q.n_dropped_queries, "mask_repurchase": cfg.mask_repurchase}
         if cfg.protocol == "sampled":

@@ -1,5 +1,6 @@
 """Popularity slices on a hand-built count vector, slice restriction, bootstrap intervals."""
 import numpy as np
+import pytest
 
 from mrs.eval.bootstrap import bootstrap_ci
 from mrs.eval.metrics import recall
@@ -42,12 +43,15 @@ def test_restrict_to_slice():
 
 def test_bootstrap_equals_naive_resampling():
     rng = np.random.default_rng(3)
-    vals = rng.random((50, 3))
+    vals = rng.random((50, 4))
+    vals[rng.random(50) < 0.5, 1] = np.nan          # column 1: a slice holding about half the queries
+    vals[:, 3] = np.nan                              # column 3: an empty slice
     fast = bootstrap_ci(vals, 200, 0.9, seed=7, block_elems=10**9)   # one block: same draws
     draws = np.random.default_rng(7).integers(0, 50, size=(200, 50))
-    means = vals[draws].mean(1)                                        # (200, 3)
-    np.testing.assert_allclose(fast, np.quantile(means, [0.05, 0.95], axis=0).T)
-    # blocked draws give the same statistics in distribution; and the seed reproduces
+    means = np.nanmean(vals[draws][:, :, :3], axis=1)                  # (200, 3): mean of drawn members
+    np.testing.assert_allclose(fast[:3], np.quantile(means, [0.05, 0.95], axis=0).T)
+    assert np.isnan(fast[3]).all()
+    # blocked draws reproduce for a seed
     np.testing.assert_array_equal(bootstrap_ci(vals, 200, seed=1, block_elems=500),
                                   bootstrap_ci(vals, 200, seed=1, block_elems=500))
 
@@ -62,5 +66,5 @@ def test_bootstrap_contains_mean_and_shrinks_with_queries():
         widths.append(hi - lo)
     assert widths[1] < widths[0] / 5      # ~1/sqrt(100) = 1/10 of the width
     (lo, hi), = bootstrap_ci(np.full(20, 0.4), 100)
-    assert lo == hi == 0.4
+    assert lo == pytest.approx(0.4) and hi == pytest.approx(0.4)
     assert np.isnan(bootstrap_ci(np.zeros((0, 2)), 100)).all()
