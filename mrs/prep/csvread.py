@@ -44,11 +44,14 @@ def index_column(names: Sequence[str]) -> str | None:
 
 
 def read_csv_typed(path: Path, types: dict[str, pa.DataType], bad: BadRows, required: Sequence[str],
-                   nonempty: Sequence[str] = (), block_size: int = 1 << 26) -> pa.Table:
+                   nonempty: Sequence[str] = (), block_size: int = 1 << 26,
+                   newlines_in_values: bool = False) -> pa.Table:
     """Read the ``types`` columns present in ``path`` (header row; other columns ignored).
 
     ``required`` columns must be in the header (else a one-line ``MrsError``); rows with an empty
     value in a ``nonempty`` column or an unparseable value anywhere are dropped and counted in ``bad``.
+    ``newlines_in_values``: quoted fields may span lines (free text); slower, and the reported line
+    numbers then count records, not physical lines.
     """
     names = read_header(path)
     if index_column(names) is not None:
@@ -69,7 +72,8 @@ def read_csv_typed(path: Path, types: dict[str, pa.DataType], bad: BadRows, requ
             # serially; on this 2-core target the threaded reader gains little.
             read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size,
                                            column_names=names, skip_rows=1),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
+                                             newlines_in_values=newlines_in_values),
             convert_options=pacsv.ConvertOptions(column_types=col_types, include_columns=cols))
 
     saved = (bad.bad, dict(bad.reasons), list(bad.first))

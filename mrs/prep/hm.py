@@ -21,6 +21,7 @@ detail_desc), optionally ``customers.csv`` and ``images/0XX/0XXXXXXXXX.jpg``.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -66,6 +67,7 @@ def prepare_hm(cfg: HMConfig) -> Path:
         raise MrsError(f"hm --raw: directory not found: {raw}")
     tx_path = require_file(raw / "transactions_train.csv", "hm transactions")
     art_path = require_file(raw / "articles.csv", "hm articles")
+    t0 = time.perf_counter()
     bad = BadRows(str(tx_path), max_frac=cfg.max_bad_frac)
     req = ["t_dat", "customer_id", "article_id", "sales_channel_id"]
     t = read_csv_typed(tx_path, {"t_dat": pa.date32(), "customer_id": pa.dictionary(pa.int32(), pa.string()),
@@ -81,6 +83,7 @@ def prepare_hm(cfg: HMConfig) -> Path:
     days = t["t_dat"].cast(pa.int32()).to_numpy().astype(np.int64)       # days since epoch
     chan = t["sales_channel_id"].to_numpy()
     del t, cust_col
+    log.info("hm: read %d transactions in %.1f s", len(art), time.perf_counter() - t0)
     counts: dict = {"transactions_read": int(len(art))}
 
     if cfg.last_weeks > 0:
@@ -123,6 +126,7 @@ def prepare_hm(cfg: HMConfig) -> Path:
     inter = pd.DataFrame({"user": user.astype(np.int32), "item": item.astype(np.int32), "ts": ts,
                           **mode_cols, "split": split})
 
+    log.info("hm: ids, modes and split done at %.1f s", time.perf_counter() - t0)
     items, item_counts = build_items(art_path, art_ids, raw / "images" if cfg.images else None)
     users = pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids})
     paths = [tx_path, art_path] + ([raw / "customers.csv"] if (raw / "customers.csv").is_file() else [])
@@ -133,7 +137,8 @@ def prepare_hm(cfg: HMConfig) -> Path:
         input_checksum=checksum,
         extra={"input_checksum_kind": kind, "image_root": str(image_root) if image_root else None,
                "bad_rows": {tx_path.name: bad.summary()}, **counts, **item_counts})
-    log.info("hm: %d users, %d items, %d interactions -> %s", len(users), len(items), len(inter), out)
+    log.info("hm: %d users, %d items, %d interactions -> %s (%.1f s)", len(users), len(items), len(inter), out,
+             time.perf_counter() - t0)
     return out
 
 
@@ -142,7 +147,8 @@ def build_items(art_path: Path, art_ids: np.ndarray, image_dir: Path | None) -> 
     bad = BadRows(str(art_path), max_frac=1.0)            # a broken article row only costs its text
     fields = list(dict.fromkeys(TEXT_FIELDS + ATTR_FIELDS))
     a = read_csv_typed(art_path, {"article_id": pa.int64(), **{f: pa.string() for f in fields}},
-                       bad, required=["article_id"], nonempty=["article_id"]).to_pandas()
+                       bad, required=["article_id"], nonempty=["article_id"],
+                       newlines_in_values=True).to_pandas()   # detail_desc is free text
     bad.check()
     a = a.drop_duplicates("article_id").set_index("article_id")
     has_meta = np.isin(art_ids, a.index.to_numpy())

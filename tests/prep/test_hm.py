@@ -148,3 +148,13 @@ def test_real_hm_sample(shared_data, tmp_path):
     assert d.items.image.dropna().map(lambda p: (raw / "images" / p).is_file()).all()
     assert d.meta["splits"]["test"] > 0 and d.meta["splits"]["valid"] > 0
     assert d.mode_cardinalities == [2, 12]
+
+
+def test_article_description_spanning_lines(tmp_path):
+    raw = _raw(tmp_path, TX)
+    art = _article("0108775015", "Strap top").replace('"Jersey top, narrow straps."', '"Jersey top,\nnarrow straps."')
+    (raw / "articles.csv").write_text("\n".join([ART_HEADER, art, _article("0300000002", "Third")]) + "\n")
+    d = load_prepared(prepare_hm(HMConfig(raw=str(raw), out=str(tmp_path / "d"))))
+    it = d.items.set_index("item_id")
+    assert it.loc["0108775015", "text"].endswith("Jersey top,\nnarrow straps.")
+    assert it.loc["0300000002", "text"].startswith("Third") and d.meta["n_items_without_article_row"] == 0
