@@ -1,27 +1,27 @@
 """The planted generative model behind ``mrs synth``: a known CP tensor decides what users pick.
 
-Items fall into ``K`` latent clusters. Every item of cluster ``k`` has the item factor
-``I[i] = G[k]`` (the cluster centroid, a nonnegative ``R``-vector), and the probability that
-user ``u`` picks an item of cluster ``k`` in context ``c`` (sales channel, or weekday/weekend)
-during month ``t`` is proportional to the CP score
+There are ``R = n_contexts * n_styles * n_seasons`` CP components, one per (home context
+``c``, style ``s``, season ``q``), and one latent item cluster per component. Every item of
+cluster ``k`` has the item factor ``I[i] = G[k]`` (the centroid: mostly component ``k``, a
+``centroid_mix`` share spread over the others), and user ``u`` picks an item of cluster ``k``
+in context ``c`` (sales channel, or weekday/weekend) during month ``t`` with probability
 
 .. math::
-    \\hat{y}(u, k, c, t) = \\sum_{r=1}^{R} U_{u,r} \\, G_{k,r} \\, C_{c,r} \\, T_{t,r},
+    \hat{y}(u, k, c, t) = \sum_{r=1}^{R} U_{u,r} \, G_{k,r} \, C_{c,r} \, T_{t,r},
+    \qquad P(i \mid u, c, t) = \frac{\hat{y}(u, k_i, c, t)}{\sum_{k'} \hat{y}(u, k', c, t)}
+                                 \cdot \frac{w_i}{\sum_{j \in k_i} w_j},
 
-    P(i \\mid u, c, t) = \\frac{\\hat{y}(u, k_i, c, t)}{\\sum_{k'} \\hat{y}(u, k', c, t)}
-                          \\cdot \\frac{w_i}{\\sum_{j \\in k_i} w_j},
+with ``w`` a Zipf popularity within each cluster (zero for the planted cold items), and
 
-with ``w`` a Zipf popularity within each cluster (zero for the planted cold items).
+- ``C[c', r] = 1`` when ``c'`` is component ``r``'s home context, else ``context_leak``;
+- ``T[t, r] = exp(κ cos(2π (t - φ_q) / 12))``, the seasons' phases ``φ_q`` spread over the year;
+- ``U[u, (c, s, q)] = taste_c[u, s]``: one Dirichlet taste over styles per context, shared by
+  the seasons, its base measure Zipf-like over styles (some styles are niche).
 
-Why it is recoverable and why it matters:
-
-- ``R = n_contexts * rank_per_context`` components; each has a *home* context
-  (``C[c,r] = 1`` at home, ``context_leak`` elsewhere), so a user's taste in store and online
-  point to different clusters (``U[u]`` is one Dirichlet per context, concatenated).
-- ``T[t,r] = exp(κ cos(2π (t - φ_r) / 12))`` with phases spread over the year inside each
-  context: the season decides which of a user's tastes dominates, and months recur yearly.
-- A user-item model without modes can only learn the mixture over contexts and months; the CP
-  model with context and time modes can learn each slice.
+Why it matters for the long tail: in one (context, month) slice a user's choice concentrates on
+one or two small clusters, so a model with context and time modes can rank a cluster's deep
+(tail) items into the top 20; a user-item model only sees the mixture over contexts and seasons,
+about ``n_contexts * n_seasons`` times as many clusters, and its top 20 holds their heads.
 
 Sampling is vectorised and cheap at any size: the cluster by the ``(B, K)`` CP scores, then the
 item by one ``searchsorted`` over a global cumulative popularity table (``O(log n_items)``).
@@ -43,12 +43,13 @@ class SynthConfig:
     n_items: int = 2000
     n_interactions: int = 20000
     seed: int = 0
-    n_clusters: int = 16          # K latent item groups; each has its own words, colour and shape
-    rank_per_context: int = 4     # CP components whose home is each context (R = 2 * this)
+    n_styles: int = 8             # styles per context; a user's taste is a Dirichlet over them
+    n_seasons: int = 6            # season phases over the year (K = R = n_contexts*n_styles*n_seasons)
     n_contexts: int = 2           # hm: store / online; amazon2023: weekday / weekend
-    context_leak: float = 0.05    # C[c,r] for a component outside its home context (0: disjoint)
-    season_strength: float = 1.5  # κ of the monthly factor; 0 switches seasonality off
-    user_concentration: float = 0.3   # Dirichlet α of a user's taste within a context (small: peaked)
+    context_leak: float = 0.05    # C[c,r] for a component outside its home context (1: no context effect)
+    season_strength: float = 3.0  # κ of the monthly factor; 0 switches seasonality off
+    user_concentration: float = 0.3   # Dirichlet α scale of a user's taste (small: peaked)
+    style_skew: float = 1.5       # Zipf exponent of the styles' base popularity (niche styles)
     centroid_mix: float = 0.2     # share of a centroid spread over other components (cluster overlap)
     popularity_exponent: float = 1.1  # Zipf exponent of item popularity inside a cluster
     cold_fraction: float = 0.1    # items that never get an interaction (cold-start slice)
@@ -59,7 +60,7 @@ class SynthConfig:
     text_noise: float = 0.2       # chance an item word is drawn from the global vocabulary instead
 
     def validate(self) -> None:
-        for f in ("n_users", "n_items", "n_interactions", "n_clusters", "rank_per_context", "n_contexts"):
+        for f in ("n_users", "n_items", "n_interactions", "n_styles", "n_seasons", "n_contexts"):
             if getattr(self, f) < 1:
                 raise MrsError(f"synth: {f} must be >= 1, got {getattr(self, f)}")
         for f in ("context_leak", "cold_fraction", "text_noise", "online_share", "centroid_mix"):
@@ -69,6 +70,10 @@ class SynthConfig:
             raise MrsError("synth: cold_fraction leaves no item that can be picked")
         if self.day0 > self.day1:
             raise MrsError(f"synth: start {self.start} is after end {self.end}")
+
+    @property
+    def n_clusters(self) -> int:
+        return self.n_contexts * self.n_styles * self.n_seasons
 
     @property
     def day0(self) -> int:
@@ -100,6 +105,7 @@ class Planted:
     item_cluster: np.ndarray     # (I,) k_i
     item_popularity: np.ndarray  # (I,) w_i, normalised to sum 1 within each cluster; 0 = cold
     user_activity: np.ndarray    # (U,) interactions planted per user
+    cluster_slice: np.ndarray    # (K, 3) each cluster's (home context, style, season)
 
     @property
     def item_factors(self) -> np.ndarray:
@@ -124,20 +130,22 @@ def plant(cfg: SynthConfig) -> Planted:
     """Draw the factors, item clusters, popularity and user activity for ``cfg`` (deterministic)."""
     cfg.validate()
     rng = np.random.default_rng([cfg.seed, 1])
-    K, n_ctx, rpc = cfg.n_clusters, cfg.n_contexts, cfg.rank_per_context
-    R = n_ctx * rpc
-    home = np.arange(R) // rpc  # home context of each component
-    C = np.where(home[None, :] == np.arange(n_ctx)[:, None], 1.0, cfg.context_leak)  # (n_ctx, R)
-    phase = 12.0 * (np.arange(R) % rpc) / rpc + 12.0 * rng.random() / rpc
+    n_ctx, S, Q = cfg.n_contexts, cfg.n_styles, cfg.n_seasons
+    K = R = n_ctx * S * Q
+    comp_ctx, comp_style, comp_season = np.unravel_index(np.arange(R), (n_ctx, S, Q))
+    C = np.where(comp_ctx[None, :] == np.arange(n_ctx)[:, None], 1.0, cfg.context_leak)  # (n_ctx, R)
+    phase = 12.0 * (comp_season + rng.random()) / Q
     months = np.arange(12)[:, None]
     T = np.exp(cfg.season_strength * np.cos(2 * np.pi * (months - phase[None, :]) / 12))  # (12, R)
-    # Centroids: mostly one primary component (clusters k and k+R share it, told apart by the rest).
-    G = (1 - cfg.centroid_mix) * np.eye(R)[np.arange(K) % R]
-    G = G + cfg.centroid_mix * rng.dirichlet(np.ones(R), size=K)  # (K, R)
-    # One taste per context, so store and online point to different clusters.
-    U = np.concatenate([rng.dirichlet(np.full(rpc, cfg.user_concentration), size=cfg.n_users)
-                        for _ in range(n_ctx)], axis=1)  # (U, R)
-    U = np.maximum(U, 1e-12)  # Dirichlet with small α can underflow to exact zeros
+    G = (1 - cfg.centroid_mix) * np.eye(R) + cfg.centroid_mix * rng.dirichlet(np.ones(R), size=K)  # (K, R)
+    # One taste over styles per context (store and online point to different clusters), shared
+    # by the seasons; the base measure makes some styles niche.
+    taste = []
+    for _ in range(n_ctx):
+        base = rng.permutation((np.arange(S) + 1.0) ** -cfg.style_skew)
+        taste.append(rng.dirichlet(cfg.user_concentration * S * base / base.sum(), size=cfg.n_users))
+    taste = np.maximum(np.stack(taste, 1), 1e-12)  # (U, n_ctx, S); small α can underflow to 0
+    U = taste[:, comp_ctx, comp_style]  # (U, R)
     # Items: random clusters (every cluster non-empty when I >= K), Zipf popularity inside each.
     I = cfg.n_items
     cluster = rng.permutation(np.arange(I) % K) if I >= K else rng.integers(0, K, I)
@@ -157,7 +165,8 @@ def plant(cfg: SynthConfig) -> Planted:
     alive = np.bincount(cluster[w > 0], minlength=K) > 0
     G[~alive] = 0.0
     activity = _user_activity(rng, cfg)
-    return Planted(U, G, C, T, cluster.astype(np.int32), w, activity)
+    slices = np.stack([comp_ctx, comp_style, comp_season], 1).astype(np.int32)
+    return Planted(U, G, C, T, cluster.astype(np.int32), w, activity, slices)
 
 
 def _user_activity(rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:

@@ -80,6 +80,7 @@ def save_planted(path: Path, p, item_ids: np.ndarray, user_ids: np.ndarray | Non
               "cluster_factors": p.cluster_factors, "context_factors": p.context_factors,
               "time_factors": p.time_factors, "item_cluster": p.item_cluster,
               "item_popularity": p.item_popularity, "user_activity": p.user_activity,
+              "cluster_slice": p.cluster_slice,
               "item_ids": np.asarray(item_ids).astype(str)}
     if user_ids is not None:
         arrays["user_ids"] = np.asarray(user_ids).astype(str)
