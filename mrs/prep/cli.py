@@ -33,7 +33,7 @@ def build_config(cls: type, args: argparse.Namespace, flags: dict[str, str],
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="YAML", help="dataset config (configs/datasets/*.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key (repeatable), e.g. --set seed=1")
+                   help="override any config key (repeatable), e.g. --set max_bad_frac=0.05")
     p.add_argument("--out", help="output prepared-dataset directory")
     p.add_argument("--name", help="dataset name (default from the input)")
 
@@ -95,8 +95,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--raw", help="directory holding transactions_train.csv, articles.csv, ...")
     p.add_argument("--last-weeks", type=int, dest="last_weeks", help="keep only the last N weeks")
-    p.add_argument("--time-mode", dest="time_mode", choices=["month", "week", "season"])
-    p.add_argument("--repeats", choices=["keep", "collapse"], help="repeat purchases")
+    p.add_argument("--time-mode", dest="time_mode", choices=["month", "week", "season", "none"],
+                   help="time mode from t_dat (default month)")
+    p.add_argument("--repeats", choices=["keep", "collapse_day", "collapse"],
+                   help="repeat purchases: keep (default), one per day, or first only")
     p.set_defaults(func=_run_hm)
 
     p = srcs.add_parser("amazon2023", help="Amazon Reviews 2023 jsonl(.gz) or benchmark csv")
