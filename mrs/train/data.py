@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,10 +33,10 @@ def train_triples(ds: PreparedDataset, device: torch.device | str = "cpu") -> Tr
     tr = ds.split("train")
     if len(tr) == 0:
         raise MrsError(f"{ds.root / 'interactions.parquet'}: no train interactions (split == 0)")
-    users = torch.as_tensor(tr["user"].to_numpy(), dtype=torch.long)
-    items = torch.as_tensor(tr["item"].to_numpy(), dtype=torch.long)
+    users = torch.from_numpy(tr["user"].to_numpy(dtype=np.int64, copy=True))
+    items = torch.from_numpy(tr["item"].to_numpy(dtype=np.int64, copy=True))
     if ds.mode_names:
-        modes = torch.as_tensor(tr[ds.mode_names].to_numpy(), dtype=torch.long)
+        modes = torch.from_numpy(tr[ds.mode_names].to_numpy(dtype=np.int64, copy=True))
     else:
         modes = torch.zeros(len(tr), 0, dtype=torch.long)
     return TrainTriples(users.to(device), items.to(device), modes.to(device))

@@ -1,0 +1,22 @@
+"""Tiny planted datasets shared by the trainer tests (built once per session)."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A planted prepared dataset with context/time modes and two 8-d feature stores."""
+    from mrs.synth import make_prepared
+
+    return make_prepared(tmp_path_factory.mktemp("tiny") / "ds", n_users=60, n_items=80,
+                         n_interactions=1500, seed=0, modes=True, features_dim=8)
+
+
+def tiny_overrides(data_dir, **kw) -> list[str]:
+    """Fast settings: small dims, few epochs, cheap bootstrap; ``kw`` as ``section__key=value``."""
+    base = {"data.dir": str(data_dir), "model.dim": 8, "model.joint_dim": 8, "train.epochs": 1,
+            "train.batch_size": 256, "train.lr": 0.01, "train.device": "cpu",
+            "eval.bootstrap": 20, "eval.ks": [5, 20]}
+    base.update({k.replace("__", "."): v for k, v in kw.items()})
+    return [f"{k}={v}" for k, v in base.items()]
