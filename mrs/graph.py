@@ -28,7 +28,6 @@ from mrs.errors import MrsError
 from mrs.io import atomic_path
 
 log = logging.getLogger(__name__)
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 def _as_long(x: np.ndarray | Tensor) -> Tensor:
@@ -44,23 +43,49 @@ def unique_edges(users: np.ndarray | Tensor, items: np.ndarray | Tensor, n_items
 def to_csr(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
     """COO edge list -> coalesced CSR (duplicates summed)."""
     coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=False)
-    return coo.coalesce().to_sparse_csr()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return coo.coalesce().to_sparse_csr()
+
+
+def transpose(a: Tensor) -> Tensor:
+    """CSR transpose (as CSR), for the backward pass of a non-symmetric graph."""
+    coo = a.to_sparse_coo().coalesce()
+    r, c = coo.indices()
+    return to_csr(c, r, coo.values(), (a.shape[1], a.shape[0]))
+
+
+def norm_weights(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
+    """Edge weights ``1 / sqrt(d_u · d_i)`` of ``D^-1/2 A D^-1/2`` for deduplicated edges (E,)."""
+    deg_u = torch.bincount(users, minlength=n_users).float()
+    deg_i = torch.bincount(items, minlength=n_items).float()
+    return (deg_u[users] * deg_i[items]).clamp(min=1).rsqrt()
 
 
 def bipartite_adj(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
-    """Symmetric-normalised bipartite adjacency ``D^-1/2 A D^-1/2`` as ``(U+I, U+I)`` CSR.
+    """Symmetric-normalised bipartite adjacency ``D^-1/2 A D^-1/2`` as one ``(U+I, U+I)`` CSR.
 
-    ``users``/``items`` are the (deduplicated) edges; isolated nodes (cold items) get degree 0 and
-    an empty row, so their propagated embedding beyond layer 0 is zero.
+    ``users``/``items`` are the (deduplicated) edges; isolated nodes (cold items) get an empty
+    row, so their propagated embedding beyond layer 0 is zero.
     """
     users, items = users.long(), items.long()
-    n = n_users + n_items
-    deg_u = torch.bincount(users, minlength=n_users).float()
-    deg_i = torch.bincount(items, minlength=n_items).float()
-    w = deg_u[users].clamp(min=1).rsqrt() * deg_i[items].clamp(min=1).rsqrt()  # (E,)
+    w = norm_weights(users, items, n_users, n_items)
     rows = torch.cat([users, items + n_users])
     cols = torch.cat([items + n_users, users])
+    n = n_users + n_items
     return to_csr(rows, cols, torch.cat([w, w]), (n, n))
+
+
+def bipartite_blocks(users: Tensor, items: Tensor, n_users: int, n_items: int) -> tuple[Tensor, Tensor]:
+    """The two non-zero blocks of :func:`bipartite_adj`: ``R̂ (U, I)`` and ``R̂ᵀ (I, U)`` as CSR.
+
+    Propagating ``users <- R̂ items``, ``items <- R̂ᵀ users`` is the same product as the full
+    adjacency without concatenating and splitting ``(U+I, r)`` tensors every step, and ``R̂ᵀ``
+    doubles as the precomputed transpose for the backward pass.
+    """
+    users, items = users.long(), items.long()
+    w = norm_weights(users, items, n_users, n_items)
+    return to_csr(users, items, w, (n_users, n_items)), to_csr(items, users, w, (n_items, n_users))
 
 
 class SparseMM(torch.autograd.Function):
@@ -79,15 +104,14 @@ class SparseMM(torch.autograd.Function):
 
 
 def spmm(a: Tensor, x: Tensor, a_t: Tensor | None = None) -> Tensor:
-    """Differentiable sparse @ dense; ``a_t`` defaults to ``a`` (symmetric graphs)."""
+    """Differentiable ``a @ x`` (gradient for ``x`` only); ``a_t`` defaults to ``a`` (symmetric)."""
     return SparseMM.apply(a, a if a_t is None else a_t, x)
 
 
 def edge_keep_probs(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
-    """FREEDOM's degree-sensitive sampling weights ``1 / sqrt(d_u · d_i)`` per edge (E,)."""
-    deg_u = torch.bincount(users, minlength=n_users).float()
-    deg_i = torch.bincount(items, minlength=n_items).float()
-    return (deg_u[users] * deg_i[items]).clamp(min=1).rsqrt()
+    """FREEDOM's degree-sensitive sampling weights ``1 / sqrt(d_u · d_i)`` per edge (E,):
+    edges between low-degree nodes are kept more often."""
+    return norm_weights(users, items, n_users, n_items)
 
 
 def sample_edges(weights: Tensor, n_keep: int, generator: torch.Generator | None = None) -> Tensor:
@@ -112,12 +136,13 @@ def content_affinity(users: Tensor, items: Tensor, n_users: int, features: Tenso
     return (prof[users] * x[items]).sum(1)
 
 
-def pruned_adj(users: Tensor, items: Tensor, n_users: int, n_items: int, weights: Tensor,
-               drop: float, generator: torch.Generator | None = None) -> Tensor:
-    """Keep ``(1 - drop)`` of the edges, sampled ∝ ``weights``, and renormalise the kept graph."""
+def pruned_blocks(users: Tensor, items: Tensor, n_users: int, n_items: int, weights: Tensor,
+                  drop: float, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Keep ``(1 - drop)`` of the edges, sampled ∝ ``weights``; the renormalised kept graph as
+    :func:`bipartite_blocks`."""
     n_keep = max(1, int(round(users.numel() * (1.0 - drop))))
     keep = sample_edges(weights, n_keep, generator)
-    return bipartite_adj(users[keep], items[keep], n_users, n_items)
+    return bipartite_blocks(users[keep], items[keep], n_users, n_items)
 
 
 # --------------------------------------------------------------------- item-item kNN graph

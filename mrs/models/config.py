@@ -81,9 +81,9 @@ def build_model(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinalit
     if cfg.encoder == "mf":
         encoder = MFEncoder()
     else:
-        adj = graph.bipartite_adj(users, items, n_users, n_items)
+        r_ui, r_iu = graph.bipartite_blocks(users, items, n_users, n_items)
         if cfg.encoder == "lightgcn":
-            encoder = LightGCNEncoder(adj, n_users, cfg.layers)
+            encoder = LightGCNEncoder(r_ui, r_iu, cfg.layers)
         elif cfg.encoder == "freedom":
             content = torch.cat(list(features.values()), dim=1) if features else None
             if cfg.filtration == "content":
@@ -100,7 +100,7 @@ def build_model(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinalit
                 # Cosine on the concatenation of unit-normalised modalities = the mean of the
                 # per-modality cosines, so the frozen graph reflects every modality equally.
                 item_adj = graph.load_or_build_knn(content, cfg.knn_k, cache_dir)
-            encoder = FreedomEncoder(adj, n_users, n_items, cfg.layers, users, items, weights, cfg.edge_drop,
+            encoder = FreedomEncoder(r_ui, r_iu, cfg.layers, users, items, weights, cfg.edge_drop,
                                      item_adj, cfg.item_layers, cfg.item_graph_weight)
         else:
             raise MrsError(f"model.encoder: {cfg.encoder!r} is not one of ['mf', 'lightgcn', 'freedom']")

@@ -26,32 +26,33 @@ class LightGCNEncoder(nn.Module):
         \mathbf{E} = \sum_{k=0}^{K} \alpha_k \mathbf{E}^{(k)}, \quad \alpha_k = \frac{1}{K+1}
 
     with :math:`\mathbf{E}^{(0)} = [\text{user\_ego}; \text{item\_ego}]` and
-    :math:`\hat{A} = D^{-1/2} A D^{-1/2}` from :func:`mrs.graph.bipartite_adj`.
+    :math:`\hat{A} = D^{-1/2} A D^{-1/2}`. :math:`\hat{A}` is bipartite, so one layer is
+    :math:`\mathbf{U}^{(k+1)} = \hat{R} \mathbf{I}^{(k)}`,
+    :math:`\mathbf{I}^{(k+1)} = \hat{R}^\top \mathbf{U}^{(k)}`, with the two blocks from
+    :func:`mrs.graph.bipartite_blocks` (no ``(U+I, r)`` concatenation per step).
 
     Args:
-        adj: the ``(U+I, U+I)`` normalised adjacency (sparse CSR, symmetric).
-        n_users: U, to split the output.
+        r_ui: ``R̂ (U, I)`` sparse CSR. r_iu: ``R̂ᵀ (I, U)`` sparse CSR.
         layers: K.
     """
 
-    def __init__(self, adj: Tensor, n_users: int, layers: int):
+    def __init__(self, r_ui: Tensor, r_iu: Tensor, layers: int):
         super().__init__()
-        self.register_buffer("adj", adj, persistent=False)  # rebuilt from data, not checkpointed
-        self.n_users, self.layers = n_users, layers
+        # Rebuilt from the data by build_model, so not checkpointed.
+        self.register_buffer("r_ui", r_ui, persistent=False)
+        self.register_buffer("r_iu", r_iu, persistent=False)
+        self.layers = layers
 
-    def graph(self) -> Tensor:
-        return self.adj
-
-    def propagate(self, x: Tensor, adj: Tensor) -> Tensor:
-        out = x
-        for _ in range(self.layers):
-            x = graph.spmm(adj, x)  # (U+I, r)
-            out = out + x
-        return out / (self.layers + 1)
+    def graph(self) -> tuple[Tensor, Tensor]:
+        return self.r_ui, self.r_iu
 
     def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.propagate(torch.cat([user_ego, item_ego]), self.graph())  # (U+I, r)
-        return out[: self.n_users], out[self.n_users:]
+        r_ui, r_iu = self.graph()
+        u, i, su, si = user_ego, item_ego, user_ego, item_ego
+        for _ in range(self.layers):
+            u, i = graph.spmm(r_ui, i, r_iu), graph.spmm(r_iu, u, r_ui)  # (U, r), (I, r)
+            su, si = su + u, si + i
+        return su / (self.layers + 1), si / (self.layers + 1)
 
 
 class FreedomEncoder(LightGCNEncoder):
@@ -68,41 +69,42 @@ class FreedomEncoder(LightGCNEncoder):
     content affinity), renormalised. Evaluation (``model.eval()``) uses the full graph, as FREEDOM does.
 
     Args:
-        adj: full normalised user-item graph. users/items: train edges (deduplicated).
+        r_ui, r_iu: the full normalised graph's blocks. users/items: train edges (deduplicated).
         edge_weights: per-edge sampling weights (E,). edge_drop: fraction dropped per epoch.
         item_adj: ``(I, I)`` kNN graph or ``None`` (no content: pruned LightGCN only).
         item_layers: L. item_weight: w.
     """
 
-    def __init__(self, adj: Tensor, n_users: int, n_items: int, layers: int, users: Tensor, items: Tensor,
+    def __init__(self, r_ui: Tensor, r_iu: Tensor, layers: int, users: Tensor, items: Tensor,
                  edge_weights: Tensor, edge_drop: float, item_adj: Tensor | None, item_layers: int = 1,
                  item_weight: float = 1.0):
-        super().__init__(adj, n_users, layers)
-        self.n_items, self.edge_drop = n_items, edge_drop
+        super().__init__(r_ui, r_iu, layers)
+        self.n_users, self.n_items = r_ui.shape
+        self.edge_drop = edge_drop
         self.item_layers, self.item_weight = item_layers, item_weight
         self.register_buffer("users", users, persistent=False)
         self.register_buffer("items", items, persistent=False)
         self.register_buffer("edge_weights", edge_weights, persistent=False)
         self.register_buffer("item_adj", item_adj, persistent=False)
         self.register_buffer("item_adj_t", None if item_adj is None else
-                             item_adj.to_sparse_coo().t().coalesce().to_sparse_csr(), persistent=False)
-        self.pruned: Tensor | None = None
+                             graph.transpose(item_adj), persistent=False)
+        self.pruned: tuple[Tensor, Tensor] | None = None
 
     def resample(self, generator: torch.Generator | None = None) -> None:
         """Draw this epoch's pruned graph (called from ``on_epoch_start``)."""
         if self.edge_drop <= 0:
             self.pruned = None
             return
-        adj = graph.pruned_adj(self.users.cpu(), self.items.cpu(), self.n_users, self.n_items,
-                               self.edge_weights.cpu(), self.edge_drop, generator)
-        self.pruned = adj.to(self.adj.device)
+        blocks = graph.pruned_blocks(self.users.cpu(), self.items.cpu(), self.n_users, self.n_items,
+                                     self.edge_weights.cpu(), self.edge_drop, generator)
+        self.pruned = tuple(b.to(self.r_ui.device) for b in blocks)
 
-    def graph(self) -> Tensor:
+    def graph(self) -> tuple[Tensor, Tensor]:
         if self.training and self.edge_drop > 0:
-            if self.pruned is None or self.pruned.device != self.adj.device:
+            if self.pruned is None or self.pruned[0].device != self.r_ui.device:
                 self.resample()
             return self.pruned
-        return self.adj
+        return self.r_ui, self.r_iu
 
     def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
         user_emb, item_emb = super().forward(user_ego, item_ego)

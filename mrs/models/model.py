@@ -84,17 +84,21 @@ class CPRecommender(Recommender):
     def calculate_loss(self, batch: Batch, emb: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
         """BPR + λ‖ego rows‖²/B (+ semantic coupling). ``emb`` reuses an ``encode()`` of this step
         (the dynamic sampler scores candidates with it, so one propagation serves both)."""
-        pos_s = self.score(batch.users, batch.pos, batch.modes, emb)  # (B,)
-        neg_s = self.score(batch.users, batch.neg, batch.modes, emb)  # (B,) or (B, K)
+        user_emb, item_emb = emb if emb is not None else self.encode()
+        b = batch.users.shape[0]
+        q = self.scorer.query(user_emb[batch.users], batch.modes)  # (B, R)
+        items = torch.cat([batch.pos, batch.neg.reshape(-1)])  # (B + B*K,): one gather, one backward
+        rows = item_emb[items]  # (B + B*K, R)
+        pos_s = self.scorer.score(q, rows[:b])  # (B,)
+        neg_s = self.scorer.score(q, rows[b:].view(*batch.neg.shape, -1))  # (B,) or (B, K)
         # Mode factors are regularised towards one, their "no context effect" value (= MF).
-        ego = [self.user_emb(batch.users), self.item_emb(batch.pos), self.item_emb(batch.neg),
-               *(rows - 1.0 for rows in self.scorer.mode_rows(batch.modes))]
+        ego = [self.user_emb.weight[batch.users], self.item_emb.weight[items],
+               *(m - 1.0 for m in self.scorer.mode_rows(batch.modes))]
         loss, bpr, l2 = bpr_l2_loss(pos_s, neg_s, ego, self.reg)
         parts = {"bpr": bpr.item(), "l2": l2.item()}
         if self.coupling is not None:
-            items = torch.cat([batch.pos, batch.neg.reshape(-1)])
             e = torch.cat([x[items] for x in self.features().values()], dim=1)  # (N, Σd)
-            c = coupling_loss(self.item_emb(items), self.coupling(e), self.coupling_mu[items]) / batch.users.shape[0]
+            c = coupling_loss(self.item_emb.weight[items], self.coupling(e), self.coupling_mu[items]) / b
             loss = loss + c
             parts["coupling"] = c.item()
         return loss, parts

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+
+from mrs.models import Batch, ModelConfig, build_model
+from mrs.models.cp import CPScorer
+
+from .planted import planted
+
+
+def _pair(encoder, cards, **kw):
+    d = planted()
+    common = dict(n_users=d.n_users, n_items=d.n_items, train_users=d.train_users, train_items=d.train_items,
+                  features=d.features)
+    torch.manual_seed(0)
+    with_modes = build_model(ModelConfig(encoder=encoder, dim=8, modes=True, **kw), mode_cardinalities=cards, **common)
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(encoder=encoder, dim=8, modes=False, **kw), mode_cardinalities=cards, **common)
+    return d, with_modes.eval(), plain.eval()
+
+
+@pytest.mark.parametrize("encoder", ["mf", "lightgcn", "freedom"])
+@pytest.mark.parametrize("cards", [[], [3], [2, 12], [2, 3, 4]])
+def test_untrained_cp_equals_plain_model(encoder, cards):
+    d, cp, plain = _pair(encoder, cards)
+    assert cp.scorer.n_modes == len(cards) and plain.scorer.n_modes == 0
+    users = torch.arange(10)
+    modes = torch.stack([torch.randint(0, n, (10,)) for n in cards], 1) if cards else torch.zeros(10, 0, dtype=torch.long)
+    a = cp.full_sort_predict(users, modes)
+    b = plain.full_sort_predict(users, torch.zeros(10, 0, dtype=torch.long))
+    assert torch.allclose(a, b, atol=1e-6)
+    # ... and the plain model is the dot product of the encoder's outputs (MF for mf).
+    ue, ie = plain.encode()
+    assert torch.allclose(b, ue[users] @ ie.T, atol=1e-6)
+    if encoder == "mf":
+        assert torch.allclose(b, plain.user_emb.weight[users] @ plain.item_emb.weight.T)
+
+
+def test_modes_off_ignores_mode_columns():
+    d, _, plain = _pair("lightgcn", [2, 12])
+    users = torch.arange(5)
+    m1 = torch.tensor([[0, 1]] * 5)
+    m2 = torch.tensor([[1, 7]] * 5)
+    assert torch.equal(plain.full_sort_predict(users, m1), plain.full_sort_predict(users, m2))
+
+
+def test_cp_hand_computed_and_full_ranking_matches_pointwise():
+    s = CPScorer([2, 3], dim=2)
+    with torch.no_grad():
+        s.factors[0].copy_(torch.tensor([[1.0, 2.0], [0.5, 0.0]]))
+        s.factors[1].copy_(torch.tensor([[1.0, 1.0], [3.0, -1.0], [0.0, 1.0]]))
+    u = torch.tensor([[1.0, 1.0]])
+    items = torch.tensor([[2.0, 1.0], [1.0, -1.0]])
+    modes = torch.tensor([[0, 1]])
+    q = s.query(u, modes)  # U·C[0]·T[1] = [1*1*3, 1*2*(-1)] = [3, -2]
+    assert torch.allclose(q, torch.tensor([[3.0, -2.0]]))
+    full = s.rank_all(q, items)  # [3*2 - 2*1, 3*1 + 2] = [4, 5]
+    assert torch.allclose(full, torch.tensor([[4.0, 5.0]]))
+    assert torch.allclose(s.score(q, items.unsqueeze(0)), full)
+
+
+def test_trained_modes_change_scores_by_context():
+    d, cp, _ = _pair("mf", [2])
+    with torch.no_grad():
+        cp.scorer.factors[0][1].mul_(-1.0)  # context 1 reverses every preference
+    users = torch.arange(4)
+    s0 = cp.full_sort_predict(users, torch.zeros(4, 1, dtype=torch.long))
+    s1 = cp.full_sort_predict(users, torch.ones(4, 1, dtype=torch.long))
+    assert torch.allclose(s0, -s1)
+    # score() agrees with full ranking for the same (user, item, context)
+    items = torch.tensor([[3, 7], [0, 1], [5, 5], [2, 9]])
+    pt = cp.score(users, items, torch.ones(4, 1, dtype=torch.long))
+    assert torch.allclose(pt, s1.gather(1, items), atol=1e-6)
+
+
+def test_loss_regularises_only_touched_rows():
+    d, cp, _ = _pair("mf", [2], reg=1.0)
+    cp.train()
+    batch = Batch(torch.tensor([0, 1]), torch.tensor([3, 4]), torch.tensor([5, 6]), torch.tensor([[0], [0]]))
+    loss, parts = cp.calculate_loss(batch)
+    loss.backward()
+    g = cp.user_emb.weight.grad
+    touched = g.abs().sum(1) > 0
+    assert touched[:2].all() and not touched[2:].any()
+    gi = cp.item_emb.weight.grad.abs().sum(1) > 0
+    assert set(torch.nonzero(gi).flatten().tolist()) == {3, 4, 5, 6}
+    want_l2 = (cp.user_emb.weight[:2].pow(2).sum() + cp.item_emb.weight[3:7].pow(2).sum()) / 2
+    assert np.isclose(parts["l2"], want_l2.item(), rtol=1e-5)  # mode rows start at one: no penalty
