@@ -28,7 +28,9 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, level: float = 0.95, se
     if Q == 0 or n_boot <= 0:
         return np.full((M, 2), np.nan)
     present = ~np.isnan(values)
-    VM = np.concatenate([np.where(present, values, 0.0), present], 1)        # (Q, 2M)
+    # float32: counts are exact small integers and sums of <= Q values in [0, 1] keep ~1e-7
+    # relative precision, far below any interval width; halves the matmul time of float64
+    VM = np.concatenate([np.where(present, values, 0.0), present], 1).astype(np.float32)  # (Q, 2M)
     rng = np.random.default_rng(seed)
     block = max(1, min(n_boot, block_elems // Q))
     means = np.empty((n_boot, M))
@@ -36,8 +38,8 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, level: float = 0.95, se
         r = min(block, n_boot - s)
         draws = rng.integers(0, Q, size=(r, Q))                               # (r, Q)
         flat = (np.arange(r)[:, None] * Q + draws).ravel()
-        W = np.bincount(flat, minlength=r * Q).reshape(r, Q).astype(np.float64)  # (r, Q) counts
-        sums = W @ VM                                                         # (r, 2M)
+        W = np.bincount(flat, minlength=r * Q).reshape(r, Q).astype(np.float32)  # (r, Q) counts
+        sums = (W @ VM).astype(np.float64)                                    # (r, 2M)
         with np.errstate(invalid="ignore", divide="ignore"):
             means[s:s + r] = sums[:, :M] / sums[:, M:]                        # (r, M)
     alpha = (1.0 - level) / 2.0
