@@ -47,6 +47,7 @@ class Sweep:
         self.spec: SweepSpec = load_spec(spec_path, valid_keys(config_cls))
         if self.spec.method == "bayes":
             check_bayes(self.spec)
+        self._apply_overrides(list(overrides))
         self.out, self.use_wandb, self.seed = Path(out), use_wandb, seed
         self.project, self.entity = project, entity
         self.base = base_dict(self.spec, list(overrides))
@@ -55,6 +56,18 @@ class Sweep:
         self.state = SweepState.open(self.out, self.spec, list(overrides), seed, self.base)
 
     # ------------------------------------------------------------------ validation
+    def _apply_overrides(self, overrides: list[str]) -> None:
+        """``--set`` wins over the spec's fixed ``value`` parameters (e.g. fewer epochs for a
+        quick look) but may not touch a swept one: that would silently collapse the sweep."""
+        from mrs.config import parse_override
+
+        keys = {".".join(parse_override(o)[0]) for o in overrides}
+        for p in self.spec.swept:
+            if p.key in keys:
+                raise MrsError(f"--set {p.key}=...: {p.key!r} is swept by {self.spec.path}; "
+                               f"remove it from --set or from the spec's parameters")
+        self.spec.params = [p for p in self.spec.params if p.swept or p.key not in keys]
+
     def _validate_values(self) -> None:
         """Every listed value (and each range's ends) must make a valid config: fail now, not at
         trial 7."""

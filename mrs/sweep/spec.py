@@ -8,7 +8,8 @@ since trials run in-process), plus one mrs key that is stripped before the spec 
 
 Every trial's config is: ``TrainConfig`` defaults <- ``base_config`` <- ``mrs sweep --set`` <-
 the trial's parameters. Parameter names are the trainer's dotted keys (``model.encoder``,
-``train.lr``); fixed settings are ``{value: x}`` parameters.
+``train.lr``); fixed settings are ``{value: x}`` parameters, which ``--set`` may override
+(a swept one it may not).
 """
 from __future__ import annotations
 

@@ -103,9 +103,13 @@ def plot_sweep(sweep, path: Path) -> None:
             xs = [t["params"][p.key] for t in done]
             if "log" in p.distribution:
                 ax.set_xscale("log")
+            # spread trials that share a category so overlapping points stay visible
+            xs = [x + 0.25 * ((i * 0.618) % 1 - 0.5) for i, x in enumerate(xs)]
         ys = [t["value"] for t in done]
-        colors = ["tab:red" if t["id"] == sel else "tab:blue" for t in done]
-        ax.scatter(xs, ys, c=colors, s=24, alpha=0.8)
+        ax.scatter(xs, ys, c="tab:blue", s=22, alpha=0.7)
+        chosen = [(x, y) for x, y, t in zip(xs, ys, done) if t["id"] == sel]
+        if chosen:   # on top, so a tie never hides it
+            ax.scatter(*zip(*chosen), c="tab:red", s=60, edgecolors="black", zorder=3)
         ax.set_xlabel(p.key, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{spec.metric} ({spec.goal})", fontsize=9)
