@@ -42,8 +42,7 @@ class SynthJob:
 def synthesize(job: SynthJob) -> dict:
     """Generate the raw dataset described by ``job``; return the summary written to planted.json."""
     from mrs.synth.content import CONTEXT_LABELS, MONTH_LABELS, item_content
-    from mrs.synth.planted import plant
-    from mrs.synth.prepared import save_planted
+    from mrs.synth.planted import plant, save_planted
 
     if job.format not in FORMATS:
         raise MrsError(f"synth: format {job.format!r} is not one of {', '.join(FORMATS)}")
@@ -71,7 +70,7 @@ def synthesize(job: SynthJob) -> dict:
                       "time": {"cardinality": 12, "labels": MONTH_LABELS}},
             "n_users": cfg.n_users, "n_items": cfg.n_items, "n_interactions": cfg.n_interactions,
             "n_cold_items": int((p.item_popularity == 0).sum()),
-            "rank": int(p.cluster_factors.shape[1]), "n_clusters": int(cfg.n_clusters),
+            "rank": p.rank, "n_clusters": int(cfg.n_clusters),
             "clusters": _cluster_words(content, p),
             **res,
             "seconds": round(time.perf_counter() - t0, 2),
@@ -93,7 +92,8 @@ def _cluster_words(content, p) -> list[dict]:
             out.append({"cluster": k, "n_items": 0})
             continue
         mode = lambda a: int(np.bincount(a[m]).argmax())  # noqa: E731
-        out.append({"cluster": k, "n_items": int(m.sum()),
+        c, s, q = (int(x) for x in p.cluster_slice[k])
+        out.append({"cluster": k, "context": c, "style": s, "season": q, "n_items": int(m.sum()),
                     "product_type": C.PRODUCT_TYPES[mode(content.ptype)][1],
                     "colour": C.COLOURS[mode(content.colour)][1],
                     "material": C.MATERIALS[mode(content.material)],

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from mrs.errors import MrsError
+from mrs.io import atomic_path
 
 
 @dataclass
@@ -50,7 +52,7 @@ class SynthConfig:
     season_strength: float = 3.0  # κ of the monthly factor; 0 switches seasonality off
     user_concentration: float = 0.3   # Dirichlet α scale of a user's taste (small: peaked)
     style_skew: float = 1.5       # Zipf exponent of the styles' base popularity (niche styles)
-    centroid_mix: float = 0.2     # share of a centroid spread over other components (cluster overlap)
+    centroid_mix: float = 0.05    # share of each pick spilled uniformly over all clusters (background)
     popularity_exponent: float = 1.1  # Zipf exponent of item popularity inside a cluster
     cold_fraction: float = 0.1    # items that never get an interaction (cold-start slice)
     activity_sigma: float = 1.2   # lognormal σ of user activity (heavy-tailed users)
@@ -96,34 +98,89 @@ def _epoch_day(s: str) -> int:
 
 @dataclass
 class Planted:
-    """The ground truth. Arrays are indexed by the generator's item/user order (0..n-1)."""
+    """The ground truth. Arrays are indexed by the generator's item/user order (0..n-1).
 
-    user_factors: np.ndarray     # (U, R) U
-    cluster_factors: np.ndarray  # (K, R) G, the centroids
-    context_factors: np.ndarray  # (n_ctx, R) C
+    Components ``r = (c, s, q)`` are laid out as ``np.unravel_index(r, (n_ctx, S, Q))``.
+    """
+
+    user_taste: np.ndarray       # (U, n_ctx, S) a Dirichlet over styles per context
     time_factors: np.ndarray     # (12, R) T, month of year 0..11
+    context_factors: np.ndarray  # (n_ctx, R) C
+    centroid_mix: float          # G = (1 - mix) Id + mix / R: a cluster's spill-over to all others
     item_cluster: np.ndarray     # (I,) k_i
     item_popularity: np.ndarray  # (I,) w_i, normalised to sum 1 within each cluster; 0 = cold
     user_activity: np.ndarray    # (U,) interactions planted per user
     cluster_slice: np.ndarray    # (K, 3) each cluster's (home context, style, season)
 
     @property
+    def rank(self) -> int:
+        return self.time_factors.shape[1]
+
+    @property
+    def user_factors(self) -> np.ndarray:
+        """(U, R): ``U[u, (c, s, q)] = taste[u, c, s]``."""
+        return self.user_taste[:, self.cluster_slice[:, 0], self.cluster_slice[:, 1]]
+
+    @property
+    def cluster_factors(self) -> np.ndarray:
+        """(K, R) the centroids ``G``."""
+        R = self.rank
+        return (1 - self.centroid_mix) * np.eye(R) + self.centroid_mix / R
+
+    @property
     def item_factors(self) -> np.ndarray:
         """(I, R): ``I[i] = G[k_i]``; what the CP score uses for an item."""
         return self.cluster_factors[self.item_cluster]
 
-    def cluster_probs(self, users: np.ndarray, ctx: np.ndarray, month: np.ndarray,
-                      dtype: type = np.float64) -> np.ndarray:
-        """P(cluster | u, c, t) for a batch: ``(B,)`` each -> ``(B, K)``."""
-        ct = (self.context_factors[:, None, :] * self.time_factors[None]).reshape(-1, self.rank)  # (n_ctx*12, R)
-        q = self.user_factors[users].astype(dtype, copy=False) * ct.astype(dtype)[ctx.astype(np.int64) * 12 + month]  # (B, R)
-        s = q @ self.cluster_factors.T.astype(dtype)  # (B, K)
-        s /= s.sum(1, keepdims=True)
-        return s
-
     @property
-    def rank(self) -> int:
-        return self.cluster_factors.shape[1]
+    def alive(self) -> np.ndarray:
+        """(K,) clusters with at least one item that can be picked."""
+        return np.bincount(self.item_cluster[self.item_popularity > 0], minlength=self.rank) > 0
+
+    def cluster_probs(self, users: np.ndarray, ctx: np.ndarray, month: np.ndarray) -> np.ndarray:
+        """Exact P(cluster | u, c, t) from the CP score, for a batch: ``(B,)`` each -> ``(B, K)``.
+        (Clusters with no pickable item get 0; the rest are renormalised.)"""
+        q = self.user_factors[users] * self.context_factors[ctx] * self.time_factors[month]  # (B, R)
+        s = q @ self.cluster_factors.T * self.alive  # (B, K)
+        return s / s.sum(1, keepdims=True)
+
+    def draw_clusters(self, users: np.ndarray, ctx: np.ndarray, month: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+        """One cluster per row from ``cluster_probs`` without forming the ``(B, K)`` matrix.
+
+        The CP score factorises: ``P(k) = (1 - mix) P(c_k) P(s_k | c_k, u) P(q_k | t) + mix / K``,
+        with ``P(c') ∝ C[c, c']``, ``P(s | c', u) = taste[u, c', s]`` and ``P(q | t) ∝ T[t, q]``.
+        So three small categorical draws (2, S and Q-way) replace one K-way draw; picks that land
+        on a cluster without items are redrawn (rejection keeps the distribution exact).
+        """
+        n_ctx, S = self.user_taste.shape[1:]
+        K = self.rank
+        Q = K // (n_ctx * S)
+        c_w = self.context_factors[:, ::S * Q].astype(np.float32)  # (n_ctx, n_ctx) C[c, home c']
+        t_w = self.time_factors[:, :Q].astype(np.float32)          # (12, Q) season weights by month
+        alive = self.alive
+        out = np.empty(len(users), np.int64)
+        todo = np.arange(len(users))
+        for _ in range(1000):
+            u, c, m = users[todo], ctx[todo], month[todo]
+            home = _categorical(c_w[c], rng)                                        # (B,)
+            style = _categorical(self.user_taste[u, home].astype(np.float32), rng)  # (B,)
+            season = _categorical(t_w[m], rng)                                      # (B,)
+            k = (home * S + style) * Q + season
+            spill = rng.random(len(todo)) < self.centroid_mix
+            k[spill] = rng.integers(0, K, int(spill.sum()))
+            out[todo] = k
+            todo = todo[~alive[k]]
+            if len(todo) == 0:
+                return out
+        raise MrsError("synth: could not draw clusters with items; too few items for n_clusters?")
+
+
+def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One index per row of nonnegative ``(B, n)`` weights (inverse CDF; n is small)."""
+    cdf = weights.cumsum(1)
+    u = rng.random((len(weights), 1), dtype=cdf.dtype) * cdf[:, -1:]
+    return np.minimum((cdf <= u).sum(1), weights.shape[1] - 1)
 
 
 def plant(cfg: SynthConfig) -> Planted:
@@ -137,7 +194,6 @@ def plant(cfg: SynthConfig) -> Planted:
     phase = 12.0 * (comp_season + rng.random()) / Q
     months = np.arange(12)[:, None]
     T = np.exp(cfg.season_strength * np.cos(2 * np.pi * (months - phase[None, :]) / 12))  # (12, R)
-    G = (1 - cfg.centroid_mix) * np.eye(R) + cfg.centroid_mix * rng.dirichlet(np.ones(R), size=K)  # (K, R)
     # One taste over styles per context (store and online point to different clusters), shared
     # by the seasons; the base measure makes some styles niche.
     taste = []
@@ -145,28 +201,29 @@ def plant(cfg: SynthConfig) -> Planted:
         base = rng.permutation((np.arange(S) + 1.0) ** -cfg.style_skew)
         taste.append(rng.dirichlet(cfg.user_concentration * S * base / base.sum(), size=cfg.n_users))
     taste = np.maximum(np.stack(taste, 1), 1e-12)  # (U, n_ctx, S); small α can underflow to 0
-    U = taste[:, comp_ctx, comp_style]  # (U, R)
-    # Items: random clusters (every cluster non-empty when I >= K), Zipf popularity inside each.
+    taste /= taste.sum(2, keepdims=True)
+    # Items: clusters dealt round-robin in random order (none empty when I >= K), Zipf inside each.
     I = cfg.n_items
-    cluster = rng.permutation(np.arange(I) % K) if I >= K else rng.integers(0, K, I)
-    w = np.zeros(I)
+    cluster = rng.permutation(np.arange(I) % K)
     cold = np.zeros(I, bool)
-    n_cold = int(round(cfg.cold_fraction * I))
-    if n_cold:
-        cold[rng.choice(I, n_cold, replace=False)] = True
-    for k in range(K):  # K is small; the per-item work inside is vectorised
-        members = np.flatnonzero((cluster == k) & ~cold)
-        if len(members) == 0:
-            continue
-        ranks = rng.permutation(len(members)) + 1
-        w[members] = ranks ** -cfg.popularity_exponent
-        w[members] /= w[members].sum()
-    # A cluster left with no pickable item gets zero centroid weight, so it is never chosen.
-    alive = np.bincount(cluster[w > 0], minlength=K) > 0
-    G[~alive] = 0.0
+    cold[rng.choice(I, int(round(cfg.cold_fraction * I)), replace=False)] = True
+    # Keep one item per cluster pickable when there are enough items, so every cluster lives.
+    first = np.unique(cluster, return_index=True)[1]
+    spare = min(len(first), I - int(cold.sum()))
+    cold[first[:spare]] = False
+    if cold.sum() < round(cfg.cold_fraction * I):  # give the cold quota back elsewhere
+        warm = np.setdiff1d(np.flatnonzero(~cold), first)
+        cold[rng.choice(warm, min(len(warm), int(round(cfg.cold_fraction * I) - cold.sum())), replace=False)] = True
+    w = np.zeros(I)
+    order = np.argsort(cluster, kind="stable")
+    for k, members in enumerate(np.split(order, np.searchsorted(cluster[order], np.arange(1, K)))):
+        members = members[~cold[members]]
+        if len(members):
+            w[members] = (rng.permutation(len(members)) + 1.0) ** -cfg.popularity_exponent
+            w[members] /= w[members].sum()
     activity = _user_activity(rng, cfg)
     slices = np.stack([comp_ctx, comp_style, comp_season], 1).astype(np.int32)
-    return Planted(U, G, C, T, cluster.astype(np.int32), w, activity, slices)
+    return Planted(taste, T, C, cfg.centroid_mix, cluster.astype(np.int32), w, activity, slices)
 
 
 def _user_activity(rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
@@ -233,10 +290,7 @@ def sample(p: Planted, cfg: SynthConfig, context_rule: str = "channel",
             c = (crng.random(len(u)) < cfg.online_share).astype(np.int8)
         else:
             raise MrsError(f"synth: unknown context rule {context_rule!r}")
-        # float32 halves the memory traffic; the inverse-CDF draw needs no more precision.
-        cdf = p.cluster_probs(u, c, m, np.float32).cumsum(1)  # (B, K)
-        k = (cdf < crng.random((len(u), 1), dtype=np.float32)).sum(1)  # inverse-CDF per row
-        k = np.minimum(k, cfg.n_clusters - 1)
+        k = p.draw_clusters(u, c, m, crng)
         pos = np.searchsorted(cum, k + crng.random(len(u)) * (1 - 1e-12), side="right")
         pos = np.minimum(pos, len(cum) - 1)
         yield Chunk(u, by_cluster[pos].astype(np.int32), d, c, m, k.astype(np.int16))
@@ -250,5 +304,35 @@ def sample_all(p: Planted, cfg: SynthConfig, context_rule: str = "channel") -> C
     return Chunk(*(np.concatenate([getattr(c, f) for c in parts]) for f in Chunk.__dataclass_fields__))
 
 
-def n_days(cfg: SynthConfig) -> int:
-    return cfg.day1 - cfg.day0 + 1
+FULL_FACTORS_MAX_BYTES = 256 << 20  # beyond this, planted.npz holds the compact form only
+
+
+def save_planted(path: str | Path, p: Planted, item_ids: np.ndarray,
+                 user_ids: np.ndarray | None = None) -> None:
+    """The ground truth as one ``.npz``, written atomically. Row ``i`` is generator item ``i``.
+
+    Always: ``user_taste, cluster_factors, context_factors, time_factors, centroid_mix,
+    item_cluster, item_popularity, user_activity, cluster_slice, item_ids[, user_ids]``; also
+    the expanded ``user_factors (U, R)`` and ``item_factors (I, R)`` when they are small
+    (``load_planted`` rebuilds everything either way).
+    """
+    arrays = {"user_taste": p.user_taste, "cluster_factors": p.cluster_factors,
+              "context_factors": p.context_factors, "time_factors": p.time_factors,
+              "centroid_mix": np.float64(p.centroid_mix), "item_cluster": p.item_cluster,
+              "item_popularity": p.item_popularity, "user_activity": p.user_activity,
+              "cluster_slice": p.cluster_slice, "item_ids": np.asarray(item_ids).astype(str)}
+    if user_ids is not None:
+        arrays["user_ids"] = np.asarray(user_ids).astype(str)
+    if (len(p.user_taste) + len(p.item_cluster)) * p.rank * 8 <= FULL_FACTORS_MAX_BYTES:
+        arrays["user_factors"], arrays["item_factors"] = p.user_factors, p.item_factors
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)  # uncompressed: random factors barely compress and zlib is slow
+
+
+def load_planted(path: str | Path) -> tuple[Planted, dict[str, np.ndarray]]:
+    """``planted.npz`` -> (the ``Planted`` model, the raw id arrays ``item_ids`` / ``user_ids``)."""
+    with np.load(path) as z:
+        p = Planted(z["user_taste"], z["time_factors"], z["context_factors"], float(z["centroid_mix"]),
+                    z["item_cluster"], z["item_popularity"], z["user_activity"], z["cluster_slice"])
+        ids = {k: z[k] for k in ("item_ids", "user_ids") if k in z}
+    return p, ids

@@ -16,7 +16,7 @@ import pandas as pd
 from mrs.data.prepared import write_prepared
 from mrs.synth.content import CONTEXT_LABELS, MONTH_LABELS, item_content, item_text
 from mrs.synth.ids import hm_article_ids, hm_customer_ids
-from mrs.synth.planted import SynthConfig, plant, sample_all
+from mrs.synth.planted import SynthConfig, plant, sample_all, save_planted
 
 
 def temporal_split(day: np.ndarray, valid_frac: float = 0.1, test_frac: float = 0.1) -> np.ndarray:
@@ -70,23 +70,6 @@ def make_prepared(out_dir: str | Path, *, n_users: int = 200, n_items: int = 300
     if features_dim > 0:
         _write_features(out_dir, content, item_ids, features_dim, seed)
     return out_dir
-
-
-def save_planted(path: Path, p, item_ids: np.ndarray, user_ids: np.ndarray | None = None) -> None:
-    """The ground truth as one .npz, written atomically. Row ``i`` is generator item ``i``."""
-    from mrs.io import atomic_path
-
-    arrays = {"user_factors": p.user_factors, "item_factors": p.item_factors,
-              "cluster_factors": p.cluster_factors, "context_factors": p.context_factors,
-              "time_factors": p.time_factors, "item_cluster": p.item_cluster,
-              "item_popularity": p.item_popularity, "user_activity": p.user_activity,
-              "cluster_slice": p.cluster_slice,
-              "item_ids": np.asarray(item_ids).astype(str)}
-    if user_ids is not None:
-        arrays["user_ids"] = np.asarray(user_ids).astype(str)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)  # uncompressed: random factors do not compress, and zlib was slow
 
 
 def _write_features(out_dir: Path, content, item_ids: np.ndarray, d: int, seed: int) -> None:

@@ -136,3 +136,18 @@ def test_image_colour_follows_the_item(data):
         nearest = np.abs(palette - np.median(fg, 0)).sum(1).argmin()
         right += nearest == content.colour[i]
     assert right >= 24  # the picture's colour is the item's colour (grey-ish colours may blur)
+
+
+def test_factorised_draw_matches_the_cp_probabilities():
+    cfg = SynthConfig(n_users=5, n_items=400, n_interactions=10, seed=3)
+    p = plant(cfg)
+    B = 200_000
+    u, c, m = np.full(B, 2), np.full(B, 1, np.int8), np.full(B, 7, np.int8)
+    k = p.draw_clusters(u, c, m, np.random.default_rng(0))
+    freq = np.bincount(k, minlength=cfg.n_clusters) / B
+    exact = p.cluster_probs(u[:1], c[:1], m[:1])[0]
+    assert np.abs(freq - exact).max() < 0.005 and abs(exact.sum() - 1) < 1e-9
+    # the CP form: probabilities are the normalised sum over components of U * G * C * T
+    q = p.user_factors[2] * p.context_factors[1] * p.time_factors[7]
+    s = p.cluster_factors @ q
+    assert np.allclose(exact, s / s.sum())

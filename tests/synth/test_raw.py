@@ -130,6 +130,10 @@ def test_planted_ids_align_with_files(hm_dir):
     per_user = np.bincount(t["customer_id"].map(user_index), minlength=SMALL["n_users"])
     assert np.array_equal(per_user, z["user_activity"])
     assert z["item_factors"].shape == (SMALL["n_items"], z["cluster_factors"].shape[1])
+    from mrs.synth import load_planted
+
+    p, ids = load_planted(hm_dir / "planted.npz")
+    assert np.array_equal(p.item_factors, z["item_factors"]) and list(ids["user_ids"]) == list(z["user_ids"])
     info = json.loads((hm_dir / "planted.json").read_text())
     assert info["modes"]["context"]["labels"] == ["store", "online"] and info["n_cold_items"] == 20
 
