@@ -1,0 +1,58 @@
+"""synth -> mrs prepare: the prepared dataset is the planted sample, row for row."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mrs.data import load_prepared
+from mrs.synth import load_planted, plant, sample_all
+from mrs.synth.cli import SynthJob, synthesize
+from mrs.synth.planted import SynthConfig
+
+SIZE = dict(n_users=150, n_items=250, n_interactions=4000, seed=5)
+
+
+def test_hm_synth_prepare_roundtrip(tmp_path):
+    hm = pytest.importorskip("mrs.prep.hm")
+    raw = tmp_path / "raw"
+    synthesize(SynthJob(format="hm", out=str(raw), model=SynthConfig(**SIZE)))
+    d = load_prepared(hm.prepare_hm(hm.HMConfig(raw=str(raw), out=str(tmp_path / "prep"))))
+    p, ids = load_planted(raw / "planted.npz")
+    ch = sample_all(p, SynthConfig(**SIZE), "channel")
+    traded = np.unique(ch.item)
+    assert (d.n_users, d.n_items, d.meta["n_interactions"]) == (SIZE["n_users"], len(traded), SIZE["n_interactions"])
+    assert d.n_items < SIZE["n_items"]  # the planted cold items never trade
+    assert d.mode_names == ["context", "time"] and d.mode_cardinalities == [2, 12]
+    # every prepared row is the planted row: same customer, article, day, channel and month
+    inter = d.interactions.sort_values(["ts", "user", "item"], kind="stable")
+    got = pd.DataFrame({"user": d.users["user_id"].to_numpy()[inter["user"]],
+                        "item": d.items["item_id"].to_numpy()[inter["item"]],
+                        "day": inter["ts"].to_numpy() // 86400,
+                        "context": inter["context"].to_numpy(), "time": inter["time"].to_numpy()})
+    want = pd.DataFrame({"user": ids["user_ids"][ch.user], "item": ids["item_ids"][ch.item], "day": ch.day,
+                         "context": ch.context, "time": ch.month})
+    key = ["day", "user", "item", "context"]
+    assert got.sort_values(key).reset_index(drop=True).equals(
+        want.astype(got.dtypes.to_dict()).sort_values(key).reset_index(drop=True))
+    # splits: the last 7 days test, the 7 before valid
+    assert d.meta["splits"]["test"] > 0 and d.meta["splits"]["valid"] > 0
+    assert d.items["image"].notna().all() and d.items["text"].str.len().min() > 30
+
+
+def test_amazon2023_synth_prepare_roundtrip(tmp_path):
+    az = pytest.importorskip("mrs.prep.amazon2023")
+    raw = tmp_path / "raw"
+    synthesize(SynthJob(format="amazon2023", out=str(raw), images=False, model=SynthConfig(**SIZE)))
+    d = load_prepared(az.prepare_amazon2023(az.Amazon2023Config(
+        reviews=str(raw / "Synth_Fashion.jsonl"), meta=str(raw / "meta_Synth_Fashion.jsonl"),
+        out=str(tmp_path / "prep"))))
+    cfg = SynthConfig(**SIZE)
+    ch = sample_all(plant(cfg), cfg, "weekend")
+    pairs = np.unique(ch.user.astype(np.int64) * cfg.n_items + ch.item)  # dedup keeps one per pair
+    assert d.meta["n_interactions"] == len(pairs)
+    assert d.n_users == cfg.n_users and d.n_items == len(np.unique(ch.item))
+    assert d.mode_names == ["context", "time"]
+    weekend = (pd.to_datetime(d.interactions["ts"], unit="s", utc=True).dt.dayofweek >= 5).astype(int)
+    assert np.array_equal(weekend.to_numpy(), d.interactions["context"].to_numpy())
+    assert d.items["text"].str.contains("look", case=False).all()
