@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mrs.data.prepared import write_prepared
+from mrs.errors import MrsError
 from mrs.synth.content import CONTEXT_LABELS, MONTH_LABELS, item_content, item_text
 from mrs.synth.ids import hm_article_ids, hm_customer_ids
 from mrs.synth.planted import SynthConfig, plant, sample_all, save_planted
@@ -32,7 +33,7 @@ def temporal_split(day: np.ndarray, valid_frac: float = 0.1, test_frac: float = 
 
 def make_prepared(out_dir: str | Path, *, n_users: int = 200, n_items: int = 300,
                   n_interactions: int = 5000, seed: int = 0, modes: bool = True,
-                  features_dim: int = 0) -> Path:
+                  features_dim: int = 0, **planted) -> Path:
     """Write a small planted prepared dataset to ``out_dir`` and return the path.
 
     ``modes=True`` adds ``context`` (2: store/online) and ``time`` (12 months) columns;
@@ -40,10 +41,16 @@ def make_prepared(out_dir: str | Path, *, n_users: int = 200, n_items: int = 300
     stores, ``features/text-synth.h5`` and ``features/image-synth.h5`` (``d = features_dim``),
     built from each item's planted attribute words and picture cues (image absent for ~10% of
     items), so fusion and cold-item code can be tested without running an encoder.
-    The ground truth is in ``dataset.json["synth"]`` (config) and ``planted.npz``.
+    ``planted`` overrides other ``SynthConfig`` fields (e.g. ``context_leak=1.0,
+    season_strength=0.0`` removes the context and time effects: a control dataset).
+    The ground truth is in ``dataset.json["synth"]`` (config) and ``planted.npz``
+    (``mrs.synth.load_planted``); items.parquet carries each item's planted ``cluster``.
     """
     out_dir = Path(out_dir)
-    cfg = SynthConfig(n_users=n_users, n_items=n_items, n_interactions=n_interactions, seed=seed)
+    try:
+        cfg = SynthConfig(n_users=n_users, n_items=n_items, n_interactions=n_interactions, seed=seed, **planted)
+    except TypeError as e:
+        raise MrsError(f"make_prepared: {e}") from None
     p = plant(cfg)
     ch = sample_all(p, cfg, "channel")
     content = item_content(p, cfg)

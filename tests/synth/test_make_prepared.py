@@ -62,3 +62,14 @@ def test_feature_stores_align(tmp_path):
     np.fill_diagonal(same, False)
     other = k[:, None] != k[None]
     assert dist[same].mean() < 0.8 * dist[other].mean()
+
+
+def test_overrides_and_bad_keys(tmp_path):
+    from mrs.errors import MrsError
+    from mrs.synth import load_planted
+
+    root = make_prepared(tmp_path / "p", n_interactions=500, context_leak=1.0, season_strength=0.0)
+    p, _ = load_planted(root / "planted.npz")
+    assert np.allclose(p.context_factors, 1.0) and np.allclose(p.time_factors, 1.0)
+    with pytest.raises(MrsError, match="bogus"):
+        make_prepared(tmp_path / "q", bogus=1)
