@@ -80,7 +80,8 @@ class Evaluator:
         self.cfg = cfg = cfg or EvalConfig()
         self.split = split
         self.n_items = dataset.n_items
-        self.queries: Queries = build_queries(dataset, split, cfg.query, mask_seen=cfg.mask_repurchase)
+        self.queries: Queries = build_queries(dataset, split, cfg.query, mask_seen=cfg.mask_repurchase,
+                                             with_all_seen=cfg.protocol == "sampled")
         self.slices = item_slices(dataset.item_train_counts(), cfg.slices, cfg.tail_threshold,
                                   cfg.head_fraction)
         self.k_max = max(cfg.ks)
@@ -89,7 +90,7 @@ class Evaluator:
         return len(self.queries)
 
     def rank(self, score_fn: ScoreFn, device: torch.device | str = "cpu",
-             progress: bool = False) -> np.ndarray:
+             progress: bool | None = None) -> np.ndarray:
         """Top-``K_max`` items ``(Q, K_max)`` of every query under the configured protocol."""
         q, cfg = self.queries, self.cfg
         candidates = None
@@ -136,7 +137,7 @@ class Evaluator:
         return EvalResult(self.split, metrics, cis, n_queries, info, per_query)
 
     def __call__(self, score_fn: ScoreFn, device: torch.device | str = "cpu", ci: bool = True,
-                 progress: bool = False) -> EvalResult:
+                 progress: bool | None = None) -> EvalResult:
         t0 = time.perf_counter()
         topk = self.rank(score_fn, device, progress)
         t1 = time.perf_counter()
@@ -148,7 +149,7 @@ class Evaluator:
 
 def evaluate(score_fn: ScoreFn, dataset: PreparedDataset, split: str = "valid",
              cfg: EvalConfig | None = None, device: torch.device | str = "cpu",
-             ci: bool = True, progress: bool = False) -> EvalResult:
+             ci: bool = True, progress: bool | None = None) -> EvalResult:
     """Rank every query of ``split`` with ``score_fn`` and report metrics per slice.
 
     ``score_fn(users LongTensor (B,), modes LongTensor (B, n_modes)) -> (B, n_items)`` runs on

@@ -30,7 +30,7 @@ class Queries:
     modes: np.ndarray      # (Q, n_modes) int64
     truth: Csr             # Q rows: relevant items, sorted, unique
     seen: Csr              # n_users rows: items to mask (empty rows when masking is off)
-    all_seen: Csr          # n_users rows: every item of the user in any split (sampled protocol)
+    all_seen: Csr | None   # n_users rows: every item of the user in any split (sampled protocol only)
     n_items: int
     kind: str              # "user" | "user_mode"
     n_dropped_seen: int = 0
@@ -49,8 +49,12 @@ def resolve_query_kind(dataset: PreparedDataset, query: str) -> str:
 
 
 def build_queries(dataset: PreparedDataset, split: str = "valid", query: str = "auto",
-                  mask_seen: bool = True) -> Queries:
-    """Queries of ``split`` ("valid" or "test"); see the module docstring for the definitions."""
+                  mask_seen: bool = True, with_all_seen: bool = False) -> Queries:
+    """Queries of ``split`` ("valid" or "test"); see the module docstring for the definitions.
+
+    ``with_all_seen`` also indexes every item of every user (what the sampled protocol must
+    never draw as a negative).
+    """
     if split not in ("valid", "test"):
         raise MrsError(f"evaluation split must be 'valid' or 'test', got {split!r}")
     kind = resolve_query_kind(dataset, query)
@@ -69,7 +73,7 @@ def build_queries(dataset: PreparedDataset, split: str = "valid", query: str = "
 
     seen_mask = (split_col < SPLITS[split]) if mask_seen else np.zeros_like(held)
     seen = Csr.from_pairs(users_all[seen_mask], items_all[seen_mask], U)
-    all_seen = Csr.from_pairs(users_all, items_all, U)
+    all_seen = Csr.from_pairs(users_all, items_all, U) if with_all_seen else None
 
     if kind == "user":
         q_users, q_of_row = np.unique(u, return_inverse=True)
@@ -81,10 +85,7 @@ def build_queries(dataset: PreparedDataset, split: str = "valid", query: str = "
         is_last = np.r_[u_sorted[1:] != u_sorted[:-1], True]
         q_modes = m[order[is_last]]                              # aligned with sorted q_users
     else:
-        # one query per distinct (user, modes) tuple, numbered in sorted order
-        tup = np.concatenate([u[:, None], m], 1)
-        uniq, q_of_row = np.unique(tup, axis=0, return_inverse=True)
-        q_users, q_modes = uniq[:, 0], uniq[:, 1:]
+        q_users, q_modes, q_of_row = group_tuples(u, m, dataset.mode_cardinalities, U)
     q_of_row = np.asarray(q_of_row).reshape(-1)
 
     n_dropped_seen = 0
@@ -105,6 +106,23 @@ def build_queries(dataset: PreparedDataset, split: str = "valid", query: str = "
     return Queries(users=q_users.astype(np.int64), modes=q_modes.astype(np.int64), truth=truth,
                    seen=seen, all_seen=all_seen, n_items=I, kind=kind,
                    n_dropped_seen=n_dropped_seen, n_dropped_queries=n_dropped_queries)
+
+
+def group_tuples(u: np.ndarray, m: np.ndarray, cards: list[int],
+                 n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct ``(user, modes...)`` tuples in sorted order: ``(users (Q,), modes (Q, k),
+    query of each row (N,))``. The tuple is packed into one int64 (mixed radix) so ``np.unique``
+    sorts scalars, not rows; when that could overflow, rows are sorted instead (same result)."""
+    if n_users * float(np.prod(cards)) < 2**62:
+        key = u.astype(np.int64)
+        for j, c in enumerate(cards):
+            key = key * c + m[:, j]
+        uniq_key, q_of_row = np.unique(key, return_inverse=True)
+        first = np.zeros(len(uniq_key), dtype=np.int64)
+        first[q_of_row] = np.arange(len(u))               # any row of the query: same tuple
+        return u[first], m[first], q_of_row.reshape(-1)
+    uniq, q_of_row = np.unique(np.concatenate([u[:, None], m], 1), axis=0, return_inverse=True)
+    return uniq[:, 0], uniq[:, 1:], q_of_row.reshape(-1)
 
 
 def hit_matrix(topk: np.ndarray, truth: Csr, n_items: int) -> np.ndarray:

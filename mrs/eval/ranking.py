@@ -94,20 +94,22 @@ def sample_candidates(n_items: int, users: np.ndarray, truth_pos: np.ndarray, tr
 @torch.no_grad()
 def rank_topk(score_fn: ScoreFn, users: np.ndarray, modes: np.ndarray, k: int, *,
               seen: Csr | None = None, batch_size: int = 4096, device: torch.device | str = "cpu",
-              candidates: Callable[[slice], Tensor] | None = None, progress: bool = False) -> np.ndarray:
+              candidates: Callable[[slice], Tensor] | None = None,
+              progress: bool | None = None) -> np.ndarray:
     """Top-``k`` item indices ``(Q, k)`` (int64, best first) for each query ``(users[q], modes[q])``.
 
     ``seen``: per-user items to exclude (set to -inf). ``candidates(batch_slice)`` optionally
     returns a bool ``(B, n_items)`` mask of the only rankable items (sampled protocol). Masked
     items can still fill the list when fewer than ``k`` are rankable; they are never relevant, so
-    they never count as hits.
+    they never count as hits. ``progress=None`` shows a bar only for long jobs (>= 20 batches).
     """
     Q = len(users)
     users_t = torch.as_tensor(users, dtype=torch.long)
     modes_t = torch.as_tensor(modes, dtype=torch.long).reshape(Q, -1)
     out = np.empty((Q, k), dtype=np.int64)
     starts = range(0, Q, batch_size)
-    for s in tqdm(starts, desc="ranking", unit="batch", disable=not progress, leave=False):
+    show = len(starts) >= 20 if progress is None else progress
+    for s in tqdm(starts, desc="ranking", unit="batch", disable=not show, leave=False):
         sl = slice(s, min(s + batch_size, Q))
         scores = score_fn(users_t[sl].to(device), modes_t[sl].to(device))   # (B, n_items)
         if scores.dtype in (torch.float16, torch.bfloat16):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mrs.errors import MrsError
-from mrs.eval.queries import build_queries, hit_matrix
+from mrs.eval.queries import build_queries, group_tuples, hit_matrix
 from mrs.eval.ranking import Csr, rank_topk, sample_candidates
 from .helpers import random_dataset, tiny
 
@@ -84,7 +84,7 @@ def test_hit_matrix_lookup():
 
 def test_sampled_candidates_exclude_seen_and_reproduce(tmp_path):
     ds = random_dataset(tmp_path)
-    q = build_queries(ds, "test", "user")
+    q = build_queries(ds, "test", "user", with_all_seen=True)
     rows = np.arange(len(q))
     pos, cols = q.truth.gather(rows)
     draw = lambda s: sample_candidates(ds.n_items, q.users, pos, cols, q.all_seen, 7,  # noqa: E731
@@ -101,3 +101,16 @@ def test_sampled_candidates_exclude_seen_and_reproduce(tmp_path):
     few = sample_candidates(ds.n_items, q.users[:1], pos[pos == 0], cols[pos == 0], q.all_seen,
                             10_000, torch.Generator().manual_seed(0))
     assert int(few.sum()) == ds.n_items - len(q.all_seen.gather(q.users[:1])[1]) + int((pos == 0).sum())
+
+
+def test_group_tuples_packed_equals_row_sort():
+    rng = np.random.default_rng(0)
+    u, m = rng.integers(0, 30, 500), rng.integers(0, [2, 12], size=(500, 2))
+    packed = group_tuples(u, m, [2, 12], 30)
+    rows = group_tuples(u, m, [2, 12], 2**62)          # too big to pack: sorts rows instead
+    for a, b in zip(packed, rows):
+        np.testing.assert_array_equal(a, b)
+    users, modes, q = packed
+    np.testing.assert_array_equal(users[q], u)
+    np.testing.assert_array_equal(modes[q], m)
+    assert len(users) == len({(a, b, c) for a, (b, c) in zip(u, m)})
