@@ -79,14 +79,14 @@ def test_resume_runs_only_missing_trials_and_no_wandb_files(tmp_path, tiny_data,
     state = json.loads((out / "state.json").read_text())
     assert [t["status"] for t in state["trials"].values()] == ["finished", "finished", "running"]
     assert not (out / "summary.md").exists()
-    done_before = {tid: (out / "trials" / tid / "metrics.json").stat().st_mtime_ns
+    done_before = {tid: (out / "trials" / tid / "last.pt").stat().st_mtime_ns
                    for tid in ("t000", "t001")}
     calls.clear()
     result = run_sweep(spec, out, use_wandb=False, online=False,
                        train_fn=_counting(run_train, calls))
     assert [Path(c[1]).name for c in calls] == ["t002", "t003"]
-    for tid, mtime in done_before.items():   # finished trials untouched
-        assert (out / "trials" / tid / "metrics.json").stat().st_mtime_ns == mtime
+    for tid, mtime in done_before.items():   # finished trials not re-trained
+        assert (out / "trials" / tid / "last.pt").stat().st_mtime_ns == mtime
     assert len(result["trials"]) == 4 and result["selected"] is not None
     # --no-wandb: no W&B files anywhere
     assert _wandb_dirs(out) == [] and not list(out.rglob("wandb"))
@@ -136,3 +136,27 @@ def test_set_overrides_fixed_values_but_not_swept_ones(tmp_path, tiny_data, make
     cfg = trial_config(s.config_cls, s.base, params, s.spec, "t000", False)
     assert (cfg.train.seed, cfg.model.dim, cfg.model.encoder) == (11, 4, "mf")
     assert cfg.wandb.group == "tiny" and cfg.train.select_metric == "recall@20"
+
+
+@pytest.mark.parametrize("method", ["random", "bayes"])
+def test_random_and_bayes_offline(tmp_path, tiny_data, make_spec, method):
+    spec = make_spec(tmp_path, tiny_data, method=method, parameters={
+        "train.lr": {"distribution": "log_uniform_values", "min": 0.001, "max": 0.1},
+        "model.encoder": {"values": ["mf", "lightgcn"]}})
+    out = tmp_path / "sweep"
+    calls: list = []
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, out, count=3, use_wandb=False, online=False, seed=5,
+                  train_fn=_counting(run_train, calls, fail_at=3))
+    first = json.loads((out / "state.json").read_text())["trials"]
+    result = run_sweep(spec, out, count=3, use_wandb=False, online=False, seed=5)
+    trials = {t["id"]: t for t in result["trials"]}
+    assert len(trials) == 3 and all(t["status"] == "finished" for t in trials.values())
+    for tid in ("t000", "t001"):          # resumed: the finished trials kept their parameters
+        assert trials[tid]["params"] == first[tid]["params"]
+    assert trials["t002"]["params"] == first["t002"]["params"]   # the interrupted one re-ran as is
+    assert all(0.001 <= t["params"]["train.lr"] <= 0.1 for t in trials.values())
+    best = max(trials.values(), key=lambda t: t["value"])
+    assert result["selected"]["id"] == best["id"]
+    with pytest.raises(MrsError, match="--count"):   # random/bayes need a budget
+        Sweep(spec, tmp_path / "other", use_wandb=False)
