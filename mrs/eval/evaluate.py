@@ -14,6 +14,7 @@ whole file: ``{"valid": {...}, "test": {...}, "ci": {"valid": ..., "test": ...},
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class EvalResult:
     n_queries: dict[str, int]                                # slice -> queries counted
     info: dict = field(default_factory=dict)                 # protocol, query kind, drops, seconds
     per_query: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    query_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # slice -> (Q_S,)
 
     def to_json(self) -> dict:
         """This split's entry of metrics.json: ``{"all": {"recall@20": x, ...}, "tail": ...}``."""
@@ -61,6 +63,23 @@ class EvalResult:
             vals = " ".join(f"{k}={d[k]:.4f}" for k in keys if d.get(k) is not None)
             parts.append(f"{s}[n={self.n_queries[s]}] {vals}".strip())
         return f"{self.split}: " + " | ".join(parts)
+
+
+def paired_diff_ci(a: EvalResult, b: EvalResult, key: str = "recall@20", slice_: str = "all",
+                   n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Mean of ``a - b`` over the same queries and its paired bootstrap interval.
+
+    Both results must come from the same ``Evaluator`` queries (same dataset, split and config):
+    pairing removes the between-query variance that makes two separate intervals overlap even
+    when one model wins on nearly every query.
+    """
+    ra, rb = a.query_rows.get(slice_), b.query_rows.get(slice_)
+    same = a.info.get("queries_sha1") == b.info.get("queries_sha1") is not None
+    if ra is None or rb is None or not same or not np.array_equal(ra, rb):
+        raise MrsError(f"paired comparison needs both results on the same {slice_!r} queries")
+    d = a.per_query[slice_][key] - b.per_query[slice_][key]
+    (lo, hi), = bootstrap_ci(d, n_boot, level, seed)
+    return {"diff": _num(d.mean()) if len(d) else None, "lo": _num(lo), "hi": _num(hi), "n": int(len(d))}
 
 
 def metrics_json(results: dict[str, EvalResult], **extra) -> dict:
@@ -85,6 +104,11 @@ class Evaluator:
         self.slices = item_slices(dataset.item_train_counts(), cfg.slices, cfg.tail_threshold,
                                   cfg.head_fraction)
         self.k_max = max(cfg.ks)
+        q = self.queries
+        h = hashlib.sha1(split.encode())
+        for arr in (q.users, q.modes, q.truth.indptr, q.truth.indices):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        self.queries_sha1 = h.hexdigest()   # identifies the query set: paired comparisons check it
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -112,13 +136,13 @@ class Evaluator:
         if topk.shape != (len(q), self.k_max):
             raise MrsError(f"ranked lists of shape {topk.shape}, expected {(len(q), self.k_max)}")
         hits = hit_matrix(topk, q.truth, self.n_items)                       # (Q, K_max)
-        metrics, cis, n_queries, per_query = {}, {}, {}, {}
+        metrics, cis, n_queries, per_query, query_rows = {}, {}, {}, {}, {}
         cols, keys = [], []                           # (Q,) columns, NaN where the query is out
         for name, in_slice in self.slices.items():
             rows, h, n_rel = restrict(hits, topk, q.truth, in_slice)
             vals = compute_all(h, n_rel, cfg.metrics, sorted(cfg.ks))        # name -> (Q_S,)
             n_queries[name] = int(len(rows))
-            per_query[name] = vals
+            per_query[name], query_rows[name] = vals, rows
             metrics[name] = {k: (_num(v.mean()) if len(v) else None) for k, v in vals.items()}
             for k, v in vals.items():
                 col = np.full(len(q), np.nan)
@@ -131,10 +155,11 @@ class Evaluator:
             for (name, k), (lo, hi) in zip(keys, bounds):
                 cis.setdefault(name, {})[k] = [_num(lo), _num(hi)]
         info = {"protocol": cfg.protocol, "query": q.kind, "n_dropped_seen": q.n_dropped_seen,
-                "n_dropped_queries": q.n_dropped_queries, "mask_repurchase": cfg.mask_repurchase}
+                "n_dropped_queries": q.n_dropped_queries, "mask_repurchase": cfg.mask_repurchase,
+                "queries_sha1": self.queries_sha1}
         if cfg.protocol == "sampled":
             info["n_sampled"] = cfg.n_sampled
-        return EvalResult(self.split, metrics, cis, n_queries, info, per_query)
+        return EvalResult(self.split, metrics, cis, n_queries, info, per_query, query_rows)
 
     def __call__(self, score_fn: ScoreFn, device: torch.device | str = "cpu", ci: bool = True,
                  progress: bool | None = None) -> EvalResult:

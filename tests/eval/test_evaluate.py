@@ -160,3 +160,21 @@ def test_on_synth_prepared_counts_match_pandas(tmp_path):
                 assert res.metrics[s]["recall@50"] == pytest.approx(1.0)
     um = Evaluator(ds, "test", EvalConfig(query="auto"))
     assert um.queries.kind == "user_mode" and len(um) == n_user_mode
+
+
+def test_paired_difference_interval(tmp_path):
+    from mrs.eval import paired_diff_ci
+    ds = random_dataset(tmp_path, n_users=200)
+    T = torch.from_numpy(truth_matrix(ds))
+    noise = torch.rand(ds.n_users, ds.n_items, generator=torch.Generator().manual_seed(0))
+    ev = Evaluator(ds, "test", EvalConfig(ks=[10], query="user", bootstrap=0))
+    good, bad = ev(fixed(T * 0.5 + noise)), ev(fixed(noise))
+    d = paired_diff_ci(good, bad, "recall@10", n_boot=300)
+    assert d["n"] == 200 and d["lo"] > 0      # the informed scorer wins, and the interval says so
+    assert d["diff"] == pytest.approx(good.metrics["all"]["recall@10"] - bad.metrics["all"]["recall@10"])
+    assert d["lo"] <= d["diff"] <= d["hi"]
+    same = paired_diff_ci(bad, bad, "recall@10", n_boot=50)
+    assert same["lo"] == same["hi"] == 0.0
+    other = Evaluator(ds, "valid", EvalConfig(ks=[10], query="user", bootstrap=0))(fixed(noise))
+    with pytest.raises(MrsError, match="same 'all' queries"):
+        paired_diff_ci(good, other, "recall@10")
