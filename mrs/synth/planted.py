@@ -320,9 +320,10 @@ def save_planted(path: str | Path, p: Planted, item_ids: np.ndarray,
               "context_factors": p.context_factors, "time_factors": p.time_factors,
               "centroid_mix": np.float64(p.centroid_mix), "item_cluster": p.item_cluster,
               "item_popularity": p.item_popularity, "user_activity": p.user_activity,
-              "cluster_slice": p.cluster_slice, "item_ids": np.asarray(item_ids).astype(str)}
+              "cluster_slice": p.cluster_slice,
+              "item_ids": np.char.encode(np.asarray(item_ids).astype(str), "ascii")}  # bytes: 1/4 of U
     if user_ids is not None:
-        arrays["user_ids"] = np.asarray(user_ids).astype(str)
+        arrays["user_ids"] = np.char.encode(np.asarray(user_ids).astype(str), "ascii")
     if (len(p.user_taste) + len(p.item_cluster)) * p.rank * 8 <= FULL_FACTORS_MAX_BYTES:
         arrays["user_factors"], arrays["item_factors"] = p.user_factors, p.item_factors
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -334,5 +335,5 @@ def load_planted(path: str | Path) -> tuple[Planted, dict[str, np.ndarray]]:
     with np.load(path) as z:
         p = Planted(z["user_taste"], z["time_factors"], z["context_factors"], float(z["centroid_mix"]),
                     z["item_cluster"], z["item_popularity"], z["user_activity"], z["cluster_slice"])
-        ids = {k: z[k] for k in ("item_ids", "user_ids") if k in z}
+        ids = {k: np.char.decode(z[k], "ascii") for k in ("item_ids", "user_ids") if k in z}
     return p, ids
