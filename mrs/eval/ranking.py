@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from mrs.errors import MrsError
+
 # score_fn(users (B,), modes (B, n_modes)) -> scores (B, n_items); e.g. a model's
 # full_sort_predict with a cached encode() bound in.
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -121,8 +123,13 @@ def rank_topk(score_fn: ScoreFn, users: np.ndarray, modes: np.ndarray, k: int, *
         elif seen is not None:
             scores = mask_rows_(scores.clone() if scores.requires_grad else scores, seen, users[sl])
         kk = min(k, scores.shape[1])
-        top = torch.topk(scores, kk, dim=1, sorted=True).indices            # (B, kk)
-        out[sl, :kk] = top.cpu().numpy()
+        top = torch.topk(scores, kk, dim=1, sorted=True)                    # (B, kk)
+        # topk ranks NaN above every number, so a NaN anywhere in a row shows in its first value
+        if torch.isnan(top.values[:, 0]).any():
+            bad = int(users[sl][torch.isnan(top.values[:, 0]).cpu().numpy()][0])
+            raise MrsError(f"score_fn returned NaN scores (first for user {bad}); "
+                           "the model has diverged or an embedding is NaN")
+        out[sl, :kk] = top.indices.cpu().numpy()
         if kk < k:   # fewer items than k: pad with an index no query holds as relevant
             out[sl, kk:] = -1
     return out

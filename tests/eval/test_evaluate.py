@@ -134,6 +134,9 @@ def test_cuda_matches_cpu(tmp_path):
     a = evaluate(fixed(S), ds, "test", cfg, device="cpu")
     b = evaluate(fixed(S), ds, "test", cfg, device="cuda")
     assert a.metrics == b.metrics
+    S[3, 5] = float("nan")   # NaN detection relies on topk ranking NaN first on CUDA too
+    with pytest.raises(MrsError, match="NaN"):
+        evaluate(fixed(S), ds, "test", cfg, device="cuda")
 
 
 def test_on_synth_prepared_counts_match_pandas(tmp_path):

@@ -114,3 +114,10 @@ def test_group_tuples_packed_equals_row_sort():
     np.testing.assert_array_equal(users[q], u)
     np.testing.assert_array_equal(modes[q], m)
     assert len(users) == len({(a, b, c) for a, (b, c) in zip(u, m)})
+
+
+def test_nan_scores_raise_naming_the_user():
+    S = torch.zeros(6, 8)
+    S[4, 3] = float("nan")
+    with pytest.raises(MrsError, match="NaN scores .*user 4"):
+        rank_topk(lambda u, m: S[u], np.arange(6), np.zeros((6, 0)), 3, batch_size=4)
