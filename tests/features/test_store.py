@@ -2,30 +2,18 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from mrs.data.prepared import items_checksum, write_prepared
+from mrs.data.prepared import items_checksum
 from mrs.errors import MrsError
 from mrs.features import list_features, load_features, read_meta, read_store, write_store
 
 
-def make_dataset(root, item_ids, texts=None, images=None):
-    n = len(item_ids)
-    items = pd.DataFrame({"item": np.arange(n), "item_id": [str(x) for x in item_ids],
-                          "text": texts if texts is not None else [f"item {x}" for x in item_ids],
-                          "image": images if images is not None else [None] * n})
-    inter = pd.DataFrame({"user": [0] * n, "item": np.arange(n), "ts": np.arange(n), "split": [0] * n})
-    users = pd.DataFrame({"user": [0], "user_id": ["u0"]})
-    return write_prepared(root, inter, items, users, name="t", source="test", modes={}, params={},
-                          input_checksum="x")
-
-
 @pytest.mark.parametrize("fmt", ["h5", "lmdb"])
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
-def test_round_trip_and_fills(tmp_path, fmt, dtype):
+def test_round_trip_and_fills(dataset_factory, tmp_path, fmt, dtype):
     ids = ["a", "b", "c", "d"]
-    ds = make_dataset(tmp_path / "ds", ids)
+    ds = dataset_factory(tmp_path / "ds", ids)
     feats = np.array([[1, 2], [3, 4], [0, 0], [5, 9]], dtype=np.float32)
     present = np.array([True, True, False, True])
     meta = {"modality": "text", "encoder": "toy", "items_checksum": items_checksum(ids)}
@@ -43,8 +31,7 @@ def test_round_trip_and_fills(tmp_path, fmt, dtype):
     assert [s["name"] for s in list_features(ds)] == ["text-toy"]
     assert list_features(ds)[0]["matches_dataset"] is True
 
-
-def test_both_stores_identical(tmp_path):
+def test_both_stores_identical(dataset_factory, tmp_path):
     rng = np.random.default_rng(0)
     ids = [f"i{k}" for k in range(2500)]  # > one HDF5 row chunk
     feats = rng.standard_normal((2500, 7)).astype(np.float32)
@@ -58,9 +45,8 @@ def test_both_stores_identical(tmp_path):
     np.testing.assert_array_equal(a[2], b[2])
     assert a[3] == b[3]
 
-
-def test_checksum_mismatch_refused(tmp_path):
-    ds = make_dataset(tmp_path / "ds", ["a", "b"])
+def test_checksum_mismatch_refused(dataset_factory, tmp_path):
+    ds = dataset_factory(tmp_path / "ds", ["a", "b"])
     ids = ["b", "a"]  # another order: must not be silently misaligned
     write_store(ds / "features" / "text-toy.h5", ids, np.ones((2, 3), np.float32),
                 np.ones(2, bool), {"items_checksum": items_checksum(ids)})
@@ -68,16 +54,14 @@ def test_checksum_mismatch_refused(tmp_path):
         load_features(ds, "text-toy")
     assert list_features(ds)[0]["matches_dataset"] is False
 
-
-def test_missing_store_named(tmp_path):
-    ds = make_dataset(tmp_path / "ds", ["a"])
+def test_missing_store_named(dataset_factory, tmp_path):
+    ds = dataset_factory(tmp_path / "ds", ["a"])
     with pytest.raises(MrsError, match="no feature store named 'image-x'"):
         load_features(ds, "image-x")
     with pytest.raises(MrsError, match="fill="):
         load_features(ds, "image-x", fill="median")
 
-
-def test_corrupt_h5_is_one_line_error(tmp_path):
+def test_corrupt_h5_is_one_line_error(dataset_factory, tmp_path):
     p = tmp_path / "bad.h5"
     p.write_bytes(b"not hdf5")
     with pytest.raises(MrsError, match="not a readable HDF5"):
