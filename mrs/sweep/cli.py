@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed train-config override for every trial, e.g. data.dir=out/x")
     p.add_argument("--seed", type=int, default=0, help="seed of random/bayes proposals")
-    p.add_argument("--project", default="mrs", help="W&B project")
+    p.add_argument("--project", default=None,
+                   help="W&B project (default: the base config's wandb.project, i.e. mrs)")
     p.add_argument("--entity", default=None, help="W&B entity (team or user)")
     p.add_argument("--offline", action="store_true",
                    help="run locally even when logged in to W&B")

@@ -35,7 +35,7 @@ class Sweep:
 
     def __init__(self, spec_path: str | Path, out: str | Path, count: int | None = None,
                  use_wandb: bool = True, overrides: list[str] = (), seed: int = 0,
-                 project: str = "mrs", entity: str | None = None,
+                 project: str | None = None, entity: str | None = None,
                  train_fn: Callable | None = None, eval_fn: Callable | None = None,
                  config_cls: type | None = None):
         if config_cls is None or train_fn is None or eval_fn is None:
@@ -49,9 +49,11 @@ class Sweep:
             check_bayes(self.spec)
         self._apply_overrides(list(overrides))
         self.out, self.use_wandb, self.seed = Path(out), use_wandb, seed
-        self.project, self.entity = project, entity
         self.base = base_dict(self.spec, list(overrides))
-        self._validate_values()
+        cfg = self._validate_values()
+        # W&B project: --project, else the base config's wandb.project (default "mrs")
+        self.project = project or getattr(getattr(cfg, "wandb", None), "project", None) or "mrs"
+        self.entity = entity
         self.count = self._resolve_count(count)
         self.state = SweepState.open(self.out, self.spec, list(overrides), seed, self.base)
 
@@ -68,7 +70,7 @@ class Sweep:
                                f"remove it from --set or from the spec's parameters")
         self.spec.params = [p for p in self.spec.params if p.swept or p.key not in keys]
 
-    def _validate_values(self) -> None:
+    def _validate_values(self):
         """Every listed value (and each range's ends) must make a valid config: fail now, not at
         trial 7."""
         spec, checks = self.spec, [dict(self.spec.fixed)]
@@ -87,6 +89,7 @@ class Sweep:
                            f"a 'data.dir: {{value: ...}}' parameter or --set data.dir=DIR")
         if data_dir and not Path(data_dir).is_dir():
             raise MrsError(f"{spec.path}: config key 'data.dir': {data_dir} is not a directory")
+        return cfg
 
     def _resolve_count(self, count: int | None) -> int:
         size = make_proposer(self.spec, self.seed).size() if self.spec.method == "grid" else None
@@ -198,8 +201,42 @@ class Sweep:
             log.warning("sweep %s: no trial finished; nothing to select", spec.name)
         write_summary(self)
         write_json_atomic(self.out / "selected.json", st.selected or {})
+        if self.use_wandb:
+            self._log_summary_run()
         return {"selected": st.selected, "trials": list(st.trials.values()),
                 "dir": str(self.out)}
+
+    def _log_summary_run(self) -> None:
+        """One W&B run (job type ``sweep-summary``, in the sweep's group) holding the trials
+        table, the plot and the selected trial's test metrics; once per new outcome."""
+        from mrs.sweep.summary import test_metrics, trial_rows
+        from mrs.tracking import make_logger
+
+        st, spec = self.state, self.spec
+        outcome = [st.selected and st.selected.get("id"),
+                   sorted([t["id"], t["status"]] for t in st.trials.values())]  # JSON-equal
+        if st.data.get("summary_run") == outcome:
+            return
+        logger = make_logger(True, project=self.project, entity=self.entity,
+                             job_type="sweep-summary")
+        logger.start({"sweep": st.data["spec"], "overrides": st.data["overrides"],
+                      "seed": self.seed, "sweep_id": st.sweep_id},
+                     self.out, name=f"{spec.name}-summary", group=spec.name, tags=["sweep"])
+        header, rows = trial_rows(self)
+        logger.log_table("trials", header, [[_cell(v) for v in r] for r in rows])
+        if (self.out / "summary.png").is_file():
+            logger.log_image("sweep", self.out / "summary.png")
+        if st.selected:
+            logger.log_summary({"selected": st.selected["id"], spec.metric: st.selected["value"],
+                                **{f"test/{k}": v for k, v in test_metrics(self).items()}})
+        logger.finish()
+        st.data["summary_run"] = outcome
+        st.save()
+
+
+def _cell(v: Any) -> Any:
+    """W&B tables want one type per column: parameters may be lists or mixed, so stringify."""
+    return v if isinstance(v, (int, float, str)) or v is None else str(v)
 
 
 def run_sweep(spec_path: str | Path, out: str | Path, count: int | None = None,

@@ -36,7 +36,7 @@ def test_offline_grid_sweep(tmp_path, tiny_data, make_spec):
     assert {(t["params"]["model.encoder"], t["params"]["train.lr"]) for t in trials} == {
         ("mf", 0.05), ("mf", 0.001), ("lightgcn", 0.05), ("lightgcn", 0.001)}
     # one offline W&B run per trial, inside that trial's run directory, grouped by the sweep
-    runs = _wandb_dirs(out)
+    runs = _wandb_dirs(out / "trials")
     assert len(runs) == 4
     assert {r.parents[1].name for r in runs} == {"t000", "t001", "t002", "t003"}
     blob = next(runs[0].glob("run-*.wandb")).read_bytes()
@@ -61,12 +61,18 @@ def test_offline_grid_sweep(tmp_path, tiny_data, make_spec):
     md = (out / "summary.md").read_text()
     assert f"Selected: {best['id']}" in md and "Test metrics" in md
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
+    # plus one sweep-summary W&B run beside them: the trials table, the plot, the test metrics
+    (summary_run,) = _wandb_dirs(out / "wandb")
+    blob = next(summary_run.glob("run-*.wandb")).read_bytes()
+    assert b"sweep-summary" in blob and b"test/all/recall@20" in blob
+    assert list(summary_run.glob("files/media/table/trials_*.table.json"))
     # running it again does nothing new: every trial is done, test not re-read
     calls: list = []
     again = run_sweep(spec, out, use_wandb=True, online=False,
                       train_fn=_counting(run_train, calls),
                       eval_fn=_counting(evaluate_checkpoint, evals))
     assert calls == [] and len(evals) == 1 and again["selected"]["id"] == best["id"]
+    assert len(_wandb_dirs(out)) == 5      # nothing new to report: no second summary run
 
 
 def test_resume_runs_only_missing_trials_and_no_wandb_files(tmp_path, tiny_data, make_spec):
