@@ -35,6 +35,9 @@ class EvalConfig:
     query: Literal["auto", "user", "user_mode"] = "auto"
     # mask the user's train items (and valid items at test): false keeps repurchases rankable (H&M)
     mask_repurchase: bool = True
+    # at test, also mask the user's valid items; false = MMRec's protocol (its published Sports
+    # numbers mask train items only), for like-for-like reproduction
+    mask_valid_at_test: bool = True
     # "full": rank all items (the default and the only protocol to report); "sampled": rank each
     # query's relevant items among n_sampled random unseen items (the seed paper's protocol)
     protocol: Literal["full", "sampled"] = "full"

@@ -100,7 +100,8 @@ class Evaluator:
         self.split = split
         self.n_items = dataset.n_items
         self.queries: Queries = build_queries(dataset, split, cfg.query, mask_seen=cfg.mask_repurchase,
-                                             with_all_seen=cfg.protocol == "sampled")
+                                             with_all_seen=cfg.protocol == "sampled",
+                                             mask_valid_at_test=cfg.mask_valid_at_test)
         self.slices = item_slices(dataset.item_train_counts(), cfg.slices, cfg.tail_threshold,
                                   cfg.head_fraction)
         self.k_max = max(cfg.ks)
@@ -156,6 +157,7 @@ class Evaluator:
                 cis.setdefault(name, {})[k] = [_num(lo), _num(hi)]
         info = {"protocol": cfg.protocol, "query": q.kind, "n_dropped_seen": q.n_dropped_seen,
                 "n_dropped_queries": q.n_dropped_queries, "mask_repurchase": cfg.mask_repurchase,
+                "mask_valid_at_test": cfg.mask_valid_at_test,
                 "queries_sha1": self.queries_sha1}
         if cfg.protocol == "sampled":
             info["n_sampled"] = cfg.n_sampled

@@ -9,7 +9,7 @@ A query is
   relevant = the items held out under exactly that context and time.
 
 Masked ("seen") items of a query are its user's train items, plus valid items when the split is
-test. With masking on, a relevant item that is also seen cannot be ranked, so it is dropped from
+test (unless ``mask_valid_at_test=False``: MMRec masks train items only). With masking on, a relevant item that is also seen cannot be ranked, so it is dropped from
 the ground truth (counted in ``n_dropped_seen``), and a query left with nothing relevant is
 dropped (``n_dropped_queries``): the figures then measure finding items the user has not had.
 """
@@ -49,7 +49,8 @@ def resolve_query_kind(dataset: PreparedDataset, query: str) -> str:
 
 
 def build_queries(dataset: PreparedDataset, split: str = "valid", query: str = "auto",
-                  mask_seen: bool = True, with_all_seen: bool = False) -> Queries:
+                  mask_seen: bool = True, with_all_seen: bool = False,
+                  mask_valid_at_test: bool = True) -> Queries:
     """Queries of ``split`` ("valid" or "test"); see the module docstring for the definitions.
 
     ``with_all_seen`` also indexes every item of every user (what the sampled protocol must
@@ -71,7 +72,8 @@ def build_queries(dataset: PreparedDataset, split: str = "valid", query: str = "
     m = (np.stack([inter[c].to_numpy()[held] for c in mode_names], 1).astype(np.int64)
          if mode_names else np.zeros((len(u), 0), dtype=np.int64))
 
-    seen_mask = (split_col < SPLITS[split]) if mask_seen else np.zeros_like(held)
+    last_seen = SPLITS[split] if mask_valid_at_test else SPLITS["valid"]
+    seen_mask = (split_col < last_seen) if mask_seen else np.zeros_like(held)
     seen = Csr.from_pairs(users_all[seen_mask], items_all[seen_mask], U)
     all_seen = Csr.from_pairs(users_all, items_all, U) if with_all_seen else None
 

@@ -52,6 +52,9 @@ def test_user_mode_queries_and_masking(tmp_path):
     # at test, train and valid items are masked: u0 -> {0, 1, 2}, u1 -> {0, 2, 3}
     assert q.seen.gather(np.array([0]))[1].tolist() == [0, 1, 2]
     assert q.seen.gather(np.array([1]))[1].tolist() == [0, 2, 3]
+    # MMRec's protocol: at test only train items are masked
+    qm = build_queries(ds, "test", "user_mode", mask_valid_at_test=False)
+    assert qm.seen.gather(np.array([1]))[1].tolist() == [0, 2]
     # at valid, only train items are masked
     qv = build_queries(ds, "valid", "user_mode")
     assert qv.seen.gather(np.array([0]))[1].tolist() == [0, 1]
