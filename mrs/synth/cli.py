@@ -42,7 +42,8 @@ class SynthJob:
 def synthesize(job: SynthJob) -> dict:
     """Generate the raw dataset described by ``job``; return the summary written to planted.json."""
     from mrs.synth.content import CONTEXT_LABELS, MONTH_LABELS, item_content
-    from mrs.synth.planted import plant, save_planted
+    from mrs.synth.planted import plant
+    from mrs.synth.truth import save_planted
 
     if job.format not in FORMATS:
         raise MrsError(f"synth: format {job.format!r} is not one of {', '.join(FORMATS)}")

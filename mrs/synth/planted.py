@@ -30,13 +30,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from mrs.errors import MrsError
-from mrs.io import atomic_path
 
 
 @dataclass
@@ -47,7 +45,6 @@ class SynthConfig:
     seed: int = 0
     n_styles: int = 8             # styles per context; a user's taste is a Dirichlet over them
     n_seasons: int = 6            # season phases over the year (K = R = n_contexts*n_styles*n_seasons)
-    n_contexts: int = 2           # hm: store / online; amazon2023: weekday / weekend
     context_leak: float = 0.05    # C[c,r] for a component outside its home context (1: no context effect)
     season_strength: float = 3.0  # κ of the monthly factor; 0 switches seasonality off
     user_concentration: float = 0.3   # Dirichlet α scale of a user's taste (small: peaked)
@@ -62,7 +59,7 @@ class SynthConfig:
     text_noise: float = 0.2       # chance an item word is drawn from the global vocabulary instead
 
     def validate(self) -> None:
-        for f in ("n_users", "n_items", "n_interactions", "n_styles", "n_seasons", "n_contexts"):
+        for f in ("n_users", "n_items", "n_interactions", "n_styles", "n_seasons"):
             if getattr(self, f) < 1:
                 raise MrsError(f"synth: {f} must be >= 1, got {getattr(self, f)}")
         for f in ("context_leak", "cold_fraction", "text_noise", "online_share", "centroid_mix"):
@@ -72,6 +69,11 @@ class SynthConfig:
             raise MrsError("synth: cold_fraction leaves no item that can be picked")
         if self.day0 > self.day1:
             raise MrsError(f"synth: start {self.start} is after end {self.end}")
+
+    @property
+    def n_contexts(self) -> int:
+        """Two in both formats: store / online (hm), weekday / weekend (amazon2023)."""
+        return 2
 
     @property
     def n_clusters(self) -> int:
@@ -302,38 +304,3 @@ def sample_all(p: Planted, cfg: SynthConfig, context_rule: str = "channel") -> C
     if not parts:
         raise MrsError("synth: no interactions to sample (n_interactions = 0?)")
     return Chunk(*(np.concatenate([getattr(c, f) for c in parts]) for f in Chunk.__dataclass_fields__))
-
-
-FULL_FACTORS_MAX_BYTES = 256 << 20  # beyond this, planted.npz holds the compact form only
-
-
-def save_planted(path: str | Path, p: Planted, item_ids: np.ndarray,
-                 user_ids: np.ndarray | None = None) -> None:
-    """The ground truth as one ``.npz``, written atomically. Row ``i`` is generator item ``i``.
-
-    Always: ``user_taste, cluster_factors, context_factors, time_factors, centroid_mix,
-    item_cluster, item_popularity, user_activity, cluster_slice, item_ids[, user_ids]``; also
-    the expanded ``user_factors (U, R)`` and ``item_factors (I, R)`` when they are small
-    (``load_planted`` rebuilds everything either way).
-    """
-    arrays = {"user_taste": p.user_taste, "cluster_factors": p.cluster_factors,
-              "context_factors": p.context_factors, "time_factors": p.time_factors,
-              "centroid_mix": np.float64(p.centroid_mix), "item_cluster": p.item_cluster,
-              "item_popularity": p.item_popularity, "user_activity": p.user_activity,
-              "cluster_slice": p.cluster_slice,
-              "item_ids": np.char.encode(np.asarray(item_ids).astype(str), "ascii")}  # bytes: 1/4 of U
-    if user_ids is not None:
-        arrays["user_ids"] = np.char.encode(np.asarray(user_ids).astype(str), "ascii")
-    if (len(p.user_taste) + len(p.item_cluster)) * p.rank * 8 <= FULL_FACTORS_MAX_BYTES:
-        arrays["user_factors"], arrays["item_factors"] = p.user_factors, p.item_factors
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)  # uncompressed: random factors barely compress and zlib is slow
-
-
-def load_planted(path: str | Path) -> tuple[Planted, dict[str, np.ndarray]]:
-    """``planted.npz`` -> (the ``Planted`` model, the raw id arrays ``item_ids`` / ``user_ids``)."""
-    with np.load(path) as z:
-        p = Planted(z["user_taste"], z["time_factors"], z["context_factors"], float(z["centroid_mix"]),
-                    z["item_cluster"], z["item_popularity"], z["user_activity"], z["cluster_slice"])
-        ids = {k: np.char.decode(z[k], "ascii") for k in ("item_ids", "user_ids") if k in z}
-    return p, ids

@@ -17,7 +17,8 @@ from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
 from mrs.synth.content import CONTEXT_LABELS, MONTH_LABELS, item_content, item_text
 from mrs.synth.ids import hm_article_ids, hm_customer_ids
-from mrs.synth.planted import SynthConfig, plant, sample_all, save_planted
+from mrs.synth.planted import SynthConfig, plant, sample_all
+from mrs.synth.truth import save_planted
 
 
 def temporal_split(day: np.ndarray, valid_frac: float = 0.1, test_frac: float = 0.1) -> np.ndarray:
