@@ -23,7 +23,13 @@ def run_agent(sweep) -> None:
         if t["status"] == "running":
             st.fail_trial(t["id"], "interrupted (online trials are not resumed)", 0.0)
     if st.sweep_id is None:
-        st.sweep_id = wandb.sweep(spec.wandb_config(), entity=sweep.entity, project=sweep.project)
+        try:
+            st.sweep_id = wandb.sweep(spec.wandb_config(), entity=sweep.entity,
+                                      project=sweep.project)
+        except Exception as e:  # no network, bad key, spec refused by the server
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise MrsError(f"{spec.path}: W&B did not accept the sweep ({msg}); run it "
+                           f"locally with --offline (or WANDB_MODE=offline)") from None
         log.info("registered W&B sweep %s (project %s)", st.sweep_id, sweep.project)
     remaining = sweep.count - sum(st.done(tid) for tid in st.trials)
     if remaining <= 0:

@@ -54,6 +54,7 @@ class Sweep:
         # W&B project: --project, else the base config's wandb.project (default "mrs")
         self.project = project or getattr(getattr(cfg, "wandb", None), "project", None) or "mrs"
         self.entity = entity
+        self.wandb_mode: str | None = None    # run() sets offline/disabled for a local sweep
         self.count = self._resolve_count(count)
         self.state = SweepState.open(self.out, self.spec, list(overrides), seed, self.base)
 
@@ -108,9 +109,14 @@ class Sweep:
     # ------------------------------------------------------------------ running
     def run(self, online: bool | None = None) -> dict[str, Any]:
         """Run the missing trials, select on validation, test the selected trial once, summarise."""
+        from mrs.tracking.wandb_logger import resolve_mode
+
+        mode = resolve_mode()
         if online is None:
-            from mrs.tracking.wandb_logger import resolve_mode
-            online = self.use_wandb and resolve_mode() == "online"
+            online = self.use_wandb and mode == "online"
+        # A local sweep's W&B runs are offline even for a logged-in user (upload: wandb sync);
+        # WANDB_MODE=disabled still turns W&B off.
+        self.wandb_mode = None if online else ("disabled" if mode == "disabled" else "offline")
         if online:
             from mrs.sweep.online import run_agent
             run_agent(self)
@@ -160,7 +166,8 @@ class Sweep:
         st.start_trial(tid, params)
         cfg = trial_config(self.config_cls, self.base, params, self.spec, tid, self.use_wandb)
         logger = logger or TrialLogger(make_logger(self.use_wandb, project=self.project,
-                                                   entity=self.entity, job_type="sweep-trial"))
+                                                   entity=self.entity, job_type="sweep-trial",
+                                                   mode=self.wandb_mode))
         resume = (run_dir / "config.yaml").is_file()
         t0 = time.time()
         value = None
@@ -218,7 +225,7 @@ class Sweep:
         if st.data.get("summary_run") == outcome:
             return
         logger = make_logger(True, project=self.project, entity=self.entity,
-                             job_type="sweep-summary")
+                             job_type="sweep-summary", mode=self.wandb_mode)
         logger.start({"sweep": st.data["spec"], "overrides": st.data["overrides"],
                       "seed": self.seed, "sweep_id": st.sweep_id},
                      self.out, name=f"{spec.name}-summary", group=spec.name, tags=["sweep"])
