@@ -35,13 +35,20 @@ _OPINIONS = [("Disappointed", "Not what I expected, the {w} feels cheap."),
 
 def write_amazon2023(tmp: Path, p: Planted, cfg: SynthConfig, content: C.ItemContent, *,
                      category: str = "Synth_Fashion", images: bool = True, image_size: int = 64,
-                     image_base_url: str = DEFAULT_IMAGE_BASE_URL, chunk_size: int = 1 << 18) -> dict:
-    """Write reviews and meta jsonl (and images) into ``tmp``. Returns counts and raw ids."""
+                     image_base_url: str = DEFAULT_IMAGE_BASE_URL, chunk_size: int = 1 << 18,
+                     variant_asins: float = 0.0) -> dict:
+    """Write reviews and meta jsonl (and images) into ``tmp``. Returns counts and raw ids.
+
+    ``variant_asins``: that share of reviews name a variant ``asin`` (one per item) while
+    ``parent_asin`` stays the item, as in the real files.
+    """
     asins = amazon_asins(cfg.n_items, cfg.seed)
+    variants = amazon_asins(cfg.n_items, cfg.seed + 7919)
     user_ids = amazon_user_ids(cfg.n_users, cfg.seed)
     base = image_base_url.rstrip("/")
     _meta(tmp / f"meta_{category}.jsonl", p, cfg, content, asins, base)
-    n = _reviews(tmp / f"{category}.jsonl", p, cfg, content, asins, user_ids, chunk_size)
+    n = _reviews(tmp / f"{category}.jsonl", p, cfg, content, asins, variants, variant_asins,
+                 user_ids, chunk_size)
     n_img = 0
     if images:
         (tmp / "images").mkdir(exist_ok=True)
@@ -53,7 +60,8 @@ def write_amazon2023(tmp: Path, p: Planted, cfg: SynthConfig, content: C.ItemCon
 
 
 def _reviews(path: Path, p: Planted, cfg: SynthConfig, content: C.ItemContent,
-             asins: np.ndarray, user_ids: np.ndarray, chunk_size: int) -> int:
+             asins: np.ndarray, variants: np.ndarray, variant_share: float,
+             user_ids: np.ndarray, chunk_size: int) -> int:
     words = np.array([C.PRODUCT_TYPES[j][1].lower() for j in content.ptype], dtype=object)
     n = 0
     with open(path, "w", encoding="utf-8") as f, tqdm(total=cfg.n_interactions, desc="synth reviews",
@@ -69,7 +77,8 @@ def _reviews(path: Path, p: Planted, cfg: SynthConfig, content: C.ItemContent,
                 "title": [_OPINIONS[r][0] for r in rating],
                 "text": [_OPINIONS[r][1].format(w=w) for r, w in zip(rating, words[ch.item])],
                 "images": [[] for _ in range(B)],
-                "asin": asins[ch.item], "parent_asin": asins[ch.item],
+                "asin": np.where(rng.random(B) < variant_share, variants[ch.item], asins[ch.item]),
+                "parent_asin": asins[ch.item],
                 "user_id": user_ids[ch.user],
                 "timestamp": ms,
                 "helpful_vote": rng.geometric(0.6, B) - 1,

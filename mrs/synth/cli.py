@@ -36,6 +36,9 @@ class SynthJob:
     category: str = "Synth_Fashion"  # amazon2023: files are <category>.jsonl and meta_<category>.jsonl
     image_base_url: str = "https://images.synth.invalid/I"  # amazon2023: URL prefix in meta images
     chunk_size: int = 1 << 18     # interactions sampled and written per chunk (memory bound)
+    missing_articles: float = 0.0     # hm quirk: share of articles without an articles.csv row or image
+    int_article_ids: bool = False     # hm quirk: article_id as an integer, leading zero lost
+    variant_asins: float = 0.0        # amazon2023 quirk: share of reviews whose asin is a variant of parent_asin
     model: SynthConfig = field(default_factory=SynthConfig)  # the planted model and sizes
 
 
@@ -47,6 +50,8 @@ def synthesize(job: SynthJob) -> dict:
 
     if job.format not in FORMATS:
         raise MrsError(f"synth: format {job.format!r} is not one of {', '.join(FORMATS)}")
+    if not 0.0 <= job.missing_articles < 1.0 or not 0.0 <= job.variant_asins <= 1.0:
+        raise MrsError("synth: missing_articles must be in [0, 1) and variant_asins in [0, 1]")
     if not job.out:
         raise MrsError("synth: missing required option 'out' (give --out DIR)")
     cfg = job.model
@@ -57,12 +62,13 @@ def synthesize(job: SynthJob) -> dict:
         if job.format == "hm":
             from mrs.synth.hm import write_hm
             res = write_hm(tmp, p, cfg, content, images=job.images, image_size=job.image_size,
-                           chunk_size=job.chunk_size)
+                           chunk_size=job.chunk_size, missing_articles=job.missing_articles,
+                           int_article_ids=job.int_article_ids)
         else:
             from mrs.synth.amazon import write_amazon2023
             res = write_amazon2023(tmp, p, cfg, content, category=job.category, images=job.images,
                                    image_size=job.image_size, image_base_url=job.image_base_url,
-                                   chunk_size=job.chunk_size)
+                                   chunk_size=job.chunk_size, variant_asins=job.variant_asins)
         save_planted(tmp / "planted.npz", p, res.pop("item_ids"), res.pop("user_ids"))
         summary = {
             "job": {k: v for k, v in asdict(job).items() if k != "out"},  # bytes independent of --out

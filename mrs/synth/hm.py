@@ -41,22 +41,35 @@ def image_relpath(article_id: str) -> str:
 
 
 def write_hm(tmp: Path, p: Planted, cfg: SynthConfig, content: C.ItemContent, *,
-             images: bool = True, image_size: int = 64, chunk_size: int = 1 << 18) -> dict:
-    """Write the H&M files into ``tmp`` (the caller renames it into place). Returns counts."""
+             images: bool = True, image_size: int = 64, chunk_size: int = 1 << 18,
+             missing_articles: float = 0.0, int_article_ids: bool = False) -> dict:
+    """Write the H&M files into ``tmp`` (the caller renames it into place). Returns counts.
+
+    Real-data quirks on request: ``missing_articles`` drops that share of articles' rows from
+    articles.csv and their pictures (the Kaggle sample lacks most); ``int_article_ids`` writes
+    ``article_id`` as an integer without the leading zero, as re-saved copies of the data do.
+    """
     item_ids = hm_article_ids(cfg.n_items, cfg.seed)
     user_ids = hm_customer_ids(cfg.n_users, cfg.seed)
-    _articles(content, item_ids).to_csv(tmp / "articles.csv", index=False)
+    rng = np.random.default_rng([cfg.seed, 33])
+    listed = rng.random(cfg.n_items) >= missing_articles  # (I,) has an articles.csv row and image
+    arts = _articles(content, item_ids)[listed]
+    if int_article_ids:
+        arts["article_id"] = arts["article_id"].astype(np.int64)
+    arts.to_csv(tmp / "articles.csv", index=False)
     _customers(cfg, user_ids).to_csv(tmp / "customers.csv", index=False)
     price = _item_prices(p, cfg)
-    n_tx = _transactions(tmp / "transactions_train.csv", p, cfg, item_ids, user_ids, price, chunk_size)
+    written_ids = item_ids.astype(np.int64).astype(str) if int_article_ids else item_ids
+    n_tx = _transactions(tmp / "transactions_train.csv", p, cfg, written_ids, user_ids, price, chunk_size)
     n_img = 0
     if images:
-        for i in tqdm(range(cfg.n_items), desc="synth images", unit="img", mininterval=1.0):
+        for i in tqdm(np.flatnonzero(listed), desc="synth images", unit="img", mininterval=1.0):
             path = tmp / image_relpath(item_ids[i])
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(C.render_image(content, i, cfg.seed, image_size))
             n_img += 1
-    return {"item_ids": item_ids, "user_ids": user_ids, "n_transactions": n_tx, "n_images": n_img}
+    return {"item_ids": item_ids, "user_ids": user_ids, "n_transactions": n_tx, "n_images": n_img,
+            "n_articles_listed": int(listed.sum())}
 
 
 def _transactions(path: Path, p: Planted, cfg: SynthConfig, item_ids: np.ndarray,

@@ -56,3 +56,32 @@ def test_amazon2023_synth_prepare_roundtrip(tmp_path):
     weekend = (pd.to_datetime(d.interactions["ts"], unit="s", utc=True).dt.dayofweek >= 5).astype(int)
     assert np.array_equal(weekend.to_numpy(), d.interactions["context"].to_numpy())
     assert d.items["text"].str.contains("look", case=False).all()
+
+
+def test_hm_quirks_reach_prepare(tmp_path):
+    hm = pytest.importorskip("mrs.prep.hm")
+    raw = tmp_path / "raw"
+    synthesize(SynthJob(format="hm", out=str(raw), missing_articles=0.3, int_article_ids=True,
+                        model=SynthConfig(**SIZE)))
+    first = (raw / "transactions_train.csv").read_text().splitlines()[1].split(",")[2]
+    assert not first.startswith("0")  # integer spelling
+    arts = pd.read_csv(raw / "articles.csv")
+    n_img = len(list((raw / "images").rglob("*.jpg")))
+    assert n_img == len(arts) and 0.6 * SIZE["n_items"] < len(arts) < 0.8 * SIZE["n_items"]
+    d = load_prepared(hm.prepare_hm(hm.HMConfig(raw=str(raw), out=str(tmp_path / "prep"))))
+    assert d.items["item_id"].str.fullmatch(r"0\d{9}").all()  # both spellings -> one id
+    listed = set(arts["article_id"].astype(str).str.zfill(10))
+    unlisted = int((~d.items["item_id"].isin(listed)).sum())
+    assert unlisted > 0 and d.meta["n_items_without_article_row"] == unlisted
+    assert d.items["image"].isna().sum() == unlisted
+
+
+def test_amazon_variant_asins_keep_parent_items(tmp_path):
+    import json
+
+    raw = tmp_path / "raw"
+    synthesize(SynthJob(format="amazon2023", out=str(raw), images=False, variant_asins=0.3,
+                        model=SynthConfig(**SIZE)))
+    recs = [json.loads(x) for x in (raw / "Synth_Fashion.jsonl").read_text().splitlines()]
+    differ = np.mean([r["asin"] != r["parent_asin"] for r in recs])
+    assert 0.25 < differ < 0.35
