@@ -59,7 +59,11 @@ def plot_tail_head(rows: list[dict[str, Any]], metric: str, path: Path, title: s
     ax.set(xlabel=f"head {metric}", ylabel=f"tail {metric}",
            title=title or f"tail vs head {metric} (95% bootstrap CI)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    else:  # e.g. no head or tail queries on a tiny dataset: say so instead of an empty plot
+        ax.text(0.5, 0.5, "no variant has both head and tail values", ha="center",
+                transform=ax.transAxes)
     try:
         return _save(fig, path)
     finally:

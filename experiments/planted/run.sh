@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Issue 4, point 2: does CP with context/time modes beat the same encoder without modes on tail
+# Recall@20 when the data's preferences really depend on context and time?
+set -euo pipefail
+W=${W:-/tmp/planted}
+mrs synth --format hm --out "$W/raw" --users 2000 --items 3000 --interactions 60000 --seed 0 --no-images
+# 8-week valid and test windows (the default 1 week leaves too few test purchases for tight CIs)
+mrs prepare hm --raw "$W/raw" --out "$W/prepared" --set test_days=56 --set valid_days=56
+TQDM_DISABLE=1 mrs compare --config experiments/planted/compare.yaml --set data.dir="$W/prepared" \
+    --out "$W/compare" --no-wandb

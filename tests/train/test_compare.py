@@ -1,0 +1,50 @@
+"""``mrs compare`` writes its table (markdown + CSV) and plot, and does not retrain finished variants."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from mrs.cli import main as mrs_main
+
+
+@pytest.mark.slow  # ~30 s on the shared 2-core box
+def test_compare_writes_table_and_plot_and_resumes(tiny_data, tmp_path, capsys):
+    cfg = tmp_path / "compare.yaml"
+    cfg.write_text(f"""
+data: {{dir: {tiny_data}}}
+model: {{dim: 8}}
+train: {{epochs: 2, batch_size: 256, lr: 0.01, device: cpu}}
+eval: {{bootstrap: 50, ks: [10, 20]}}
+report: [recall@20]
+variants:
+  - {{name: mf, set: {{model.encoder: mf, model.modes: false}}}}
+  - {{name: mf+cp, set: {{model.encoder: mf, model.modes: true}}}}
+""")
+    out = tmp_path / "cmp"
+    assert mrs_main(["compare", "--config", str(cfg), "--out", str(out), "--no-wandb"]) == 0
+    for f in ("compare.md", "compare.csv", "tail_head.png", "config.yaml",
+              "runs/mf/metrics.json", "runs/mf+cp/metrics.json"):
+        assert (out / f).is_file(), f
+    assert (out / "tail_head.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "compare.md").read_text()
+    assert "| mf |" in md and "| mf+cp |" in md and "tail recall@20" in md and "head recall@20" in md
+    rows = list(csv.DictReader((out / "compare.csv").open()))
+    got = {(r["variant"], r["slice"]) for r in rows if r["metric"] == "recall@20"}
+    assert got == {(v, s) for v in ("mf", "mf+cp") for s in ("all", "tail", "head", "cold")}
+    for r in rows:
+        if r["ci_lo"]:
+            assert float(r["ci_lo"]) <= float(r["value"]) <= float(r["ci_hi"])
+    stamp = (out / "runs/mf/metrics.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert mrs_main(["compare", "--config", str(cfg), "--out", str(out), "--no-wandb"]) == 0
+    assert "mf: done, reusing" in capsys.readouterr().out
+    assert (out / "runs/mf/metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_compare_bad_variant_names_the_variant(tiny_data, tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"data: {{dir: {tiny_data}}}\nvariants:\n  - {{name: x, set: {{model.encodr: mf}}}}\n")
+    assert mrs_main(["compare", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "variant 'x'" in err and "'model.encodr'" in err
