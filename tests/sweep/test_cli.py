@@ -24,15 +24,16 @@ def _run(args, **kw):
     ({"method": "annealing"}, "key 'method'"),
     ({"parameters": {"model.encodr": {"values": ["mf", "lightgcn"]}}}, "parameters.model.encodr"),
 ])
-def test_bad_spec_is_one_line_error(tmp_path, tiny_data, make_spec, body, key):
+def test_bad_spec_is_one_line_error(tmp_path, tiny_data, make_spec, body, key, capsys):
+    from mrs.cli import main   # in-process: the same parser and error path as the `mrs` command
+
     spec = make_spec(tmp_path, tiny_data)
     doc = yaml.safe_load(spec.read_text())
     doc.update(body)
     spec.write_text(yaml.safe_dump(doc))
-    r = _run(["sweep", str(spec), "--out", str(tmp_path / "out")])
-    assert r.returncode == 1
-    err = r.stderr.strip().splitlines()
-    assert err[-1].startswith("mrs sweep: error:") and key in err[-1]
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mrs sweep: error:") and key in err[0]
     assert not (tmp_path / "out").exists()   # failed before any trial
 
 
