@@ -2,6 +2,7 @@
 
 Sweep directory::
 
+    sweep.yaml     the spec as run; base.yaml: what every trial starts from (base_config + --set)
     state.json     spec, seed, overrides and one record per trial (written atomically after each)
     trials/t000/   a run directory per trial (config.yaml, metrics.json, best.pt, wandb/)
     summary.md / summary.csv / summary.png   every trial; the selected one with its test metrics
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mrs.config import valid_keys
+from mrs.config import save_config, valid_keys
 from mrs.errors import MrsError
 from mrs.io import write_json_atomic
 from mrs.sweep.propose import check_bayes, make_proposer
@@ -117,6 +118,9 @@ class Sweep:
         # A local sweep's W&B runs are offline even for a logged-in user (upload: wandb sync);
         # WANDB_MODE=disabled still turns W&B off.
         self.wandb_mode = None if online else ("disabled" if mode == "disabled" else "offline")
+        # the configs beside the results: the spec as run, and the base every trial starts from
+        save_config(self.spec.raw, self.out / "sweep.yaml")
+        save_config(self.base, self.out / "base.yaml")
         if online:
             from mrs.sweep.online import run_agent
             run_agent(self)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mrs.errors import MrsError
 from mrs.sweep import Sweep, run_sweep
@@ -61,6 +62,8 @@ def test_offline_grid_sweep(tmp_path, tiny_data, make_spec):
     md = (out / "summary.md").read_text()
     assert f"Selected: {best['id']}" in md and "Test metrics" in md
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
+    assert yaml.safe_load((out / "sweep.yaml").read_text())["method"] == "grid"
+    assert yaml.safe_load((out / "base.yaml").read_text())["data"]["dir"] == str(tiny_data)
     # plus one sweep-summary W&B run beside them: the trials table, the plot, the test metrics
     (summary_run,) = _wandb_dirs(out / "wandb")
     blob = next(summary_run.glob("run-*.wandb")).read_bytes()
