@@ -42,9 +42,9 @@ def unique_edges(users: np.ndarray | Tensor, items: np.ndarray | Tensor, n_items
 
 def to_csr(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
     """COO edge list -> coalesced CSR (duplicates summed)."""
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=False)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are stable
+    with warnings.catch_warnings():  # torch's "sparse support is in beta" notices
         warnings.simplefilter("ignore", UserWarning)
+        coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=False)
         return coo.coalesce().to_sparse_csr()
 
 

@@ -59,39 +59,60 @@ class NegativeSampler:
                            f"item in train, so no negative exists")
         j = torch.arange(self.keys.numel()) - self.start[key_users]  # rank within the user
         self.shifted = self.keys - j  # (E,) = u*n_items + (o_j - j), sorted
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        self.device = torch.device("cpu")
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def to(self, device: torch.device | str) -> "NegativeSampler":
+        """Sample on ``device`` (done automatically on the first batch from that device): on a GPU
+        the keys live there and sampling costs no host round trip. The generator is re-seeded
+        with ``seed`` on the new device (a device's stream is reproducible, not across devices)."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        if device != self.device:
+            for name in ("keys", "shifted", "deg", "start"):
+                setattr(self, name, getattr(self, name).to(device))
+            self.device = device
+            self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        return self
 
     # -- state, so that a resumed run draws the same negatives as an uninterrupted one
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "device": str(self.device)}
 
     def load_state_dict(self, state: dict) -> None:
+        self.to(state.get("device", "cpu"))
         self.generator.set_state(state["generator"])
 
     def _degree(self, users: Tensor) -> Tensor:
-        inside = users < self.deg.numel()
-        return torch.where(inside, self.deg[users.clamp(max=max(self.deg.numel() - 1, 0))], 0) \
-            if self.deg.numel() else torch.zeros_like(users)
+        """Distinct train items per user (0 for ids beyond the last user with train data)."""
+        n = self.deg.numel()
+        if n == 0:
+            return torch.zeros_like(users)
+        return torch.where(users < n, self.deg[users.clamp(max=n - 1)], 0)
 
     def is_train(self, users: Tensor, items: Tensor) -> Tensor:
         """Bool mask, same shape as ``items``: is (user, item) a train pair? ``users`` is ``(B,)``."""
-        q = (users.cpu().long().view(-1, *([1] * (items.dim() - 1))) * self.n_items + items.cpu().long())
+        self.to(users.device)
+        q = users.long().view(-1, *([1] * (items.dim() - 1))) * self.n_items + items.long()
         pos = torch.searchsorted(self.keys, q).clamp(max=max(self.keys.numel() - 1, 0))
         return (self.keys[pos] == q) if self.keys.numel() else torch.zeros_like(q, dtype=torch.bool)
 
     def uniform(self, users: Tensor, m: int = 1) -> Tensor:
         """``m`` uniform non-train items per user: ``(B,)`` if ``m == 1`` else ``(B, m)``."""
-        u = users.cpu().long()
+        self.to(users.device)
+        u = users.long()
         free = (self.n_items - self._degree(u)).unsqueeze(1)  # (B, 1) non-train items per user
-        r = (torch.rand(u.shape[0], m, generator=self.generator) * free).long().clamp_(max=free - 1)  # (B, m)
+        r = (torch.rand(u.shape[0], m, generator=self.generator, device=self.device) * free).long()
+        r = torch.minimum(r, free - 1)  # (B, m); guards the rare rand() * free rounding up to free
         if self.keys.numel():
             target = u.unsqueeze(1) * self.n_items + r
             start = self.start[u.clamp(max=self.start.numel() - 1)].unsqueeze(1)
             count = (torch.searchsorted(self.shifted, target, right=True) - start).clamp_(min=0)
             count = torch.where(self._degree(u).unsqueeze(1) > 0, count, 0)
             r = r + count
-        out = r.to(users.device)
-        return out.squeeze(1) if m == 1 else out
+        return r.squeeze(1) if m == 1 else r
 
     @torch.no_grad()
     def dynamic(self, users: Tensor, modes: Tensor, model, emb: tuple[Tensor, Tensor] | None = None) -> Tensor:
@@ -101,13 +122,14 @@ class NegativeSampler:
         if self.pick == "hardest":
             idx = scores.argmax(1, keepdim=True)  # (B, 1)
         else:
-            probs = torch.softmax(scores.float().cpu() / self.temperature, dim=1)
-            idx = torch.multinomial(probs, 1, generator=self.generator).to(cand.device)
+            probs = torch.softmax(scores.float() / self.temperature, dim=1)
+            idx = torch.multinomial(probs, 1, generator=self.generator)
         return cand.gather(1, idx).squeeze(1)
 
     def sample(self, users: Tensor, modes: Tensor | None = None, model=None,
                emb: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """Negatives for one batch by the configured strategy: ``(B,)`` on ``users.device``."""
+        """Negatives for one batch by the configured strategy: ``(B,)`` on ``users.device``
+        (``emb``: this step's ``model.encode()``, so dynamic scoring needs no extra propagation)."""
         if self.strategy == "uniform":
             return self.uniform(users)
         if model is None:

@@ -38,8 +38,9 @@ class Recommender(nn.Module):
         """Run the encoder: ``(user_emb (U, r), item_emb (I, r))``. Graph propagation happens here."""
         raise NotImplementedError
 
-    def calculate_loss(self, batch: Batch) -> tuple[Tensor, dict[str, float]]:
-        """Scalar training loss for one batch, plus named parts for logging (``bpr``, ``l2``, ...)."""
+    def calculate_loss(self, batch: Batch, emb: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
+        """Scalar training loss for one batch, plus named parts for logging (``bpr``, ``l2``, ...).
+        ``emb`` reuses this step's ``encode()`` (shared with the dynamic negative sampler)."""
         raise NotImplementedError
 
     def score(self, users: Tensor, items: Tensor, modes: Tensor,

@@ -104,7 +104,11 @@ class CPRecommender(Recommender):
         return loss, parts
 
     def on_epoch_start(self, epoch: int, generator: torch.Generator | None = None) -> None:
+        """FREEDOM: draw this epoch's pruned graph. Without a generator, one seeded from the global
+        seed and the epoch, so a resumed run prunes exactly as an uninterrupted one."""
         if hasattr(self.encoder, "resample"):
+            if generator is None:
+                generator = torch.Generator().manual_seed((torch.initial_seed() + epoch) % 2 ** 63)
             self.encoder.resample(generator)
 
     def fusion_weights(self) -> dict[str, float]:
