@@ -121,7 +121,10 @@ def rank_topk(score_fn: ScoreFn, users: np.ndarray, modes: np.ndarray, k: int, *
         if candidates is not None:
             scores = scores.masked_fill(~candidates(sl).to(scores.device), float("-inf"))
         elif seen is not None:
-            scores = mask_rows_(scores.clone() if scores.requires_grad else scores, seen, users[sl])
+            # masking writes in place: copy first if the scores are a view of someone's tensor
+            if scores._base is not None or scores.requires_grad:
+                scores = scores.clone()
+            scores = mask_rows_(scores, seen, users[sl])
         kk = min(k, scores.shape[1])
         top = torch.topk(scores, kk, dim=1, sorted=True)                    # (B, kk)
         # topk ranks NaN above every number, so a NaN anywhere in a row shows in its first value

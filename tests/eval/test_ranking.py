@@ -124,3 +124,12 @@ def test_nan_scores_raise_naming_the_user():
     S[4, 3] = float("nan")
     with pytest.raises(MrsError, match="NaN scores .*user 4"):
         rank_topk(lambda u, m: S[u], np.arange(6), np.zeros((6, 0)), 3, batch_size=4)
+
+
+def test_masking_never_writes_into_the_callers_tensor():
+    S = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    before = S.clone()
+    seen = Csr.from_pairs(np.array([0, 1, 2, 3]), np.array([5, 5, 5, 5]), 4)
+    out = rank_topk(lambda u, m: S[int(u[0]):int(u[-1]) + 1], np.arange(4), np.zeros((4, 0)), 2,
+                    seen=seen, batch_size=2)          # contiguous slices are views of S
+    assert out.tolist() == [[4, 3]] * 4 and torch.equal(S, before)
