@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from mrs.synth import content as C
 from mrs.synth.ids import amazon_asins, amazon_user_ids
-from mrs.synth.planted import Planted, SynthConfig, sample
+from mrs.synth.planted import Planted, SynthConfig, block_rngs, sample
 
 REVIEW_FIELDS = ["rating", "title", "text", "images", "asin", "parent_asin", "user_id", "timestamp",
                  "helpful_vote", "verified_purchase"]
@@ -66,23 +66,29 @@ def _reviews(path: Path, p: Planted, cfg: SynthConfig, content: C.ItemContent,
     n = 0
     with open(path, "w", encoding="utf-8") as f, tqdm(total=cfg.n_interactions, desc="synth reviews",
                                                       unit="row", unit_scale=True, mininterval=1.0) as bar:
-        for j, ch in enumerate(sample(p, cfg, "weekend", chunk_size)):
-            rng = np.random.default_rng([cfg.seed, 40, j])
+        for ch in sample(p, cfg, "weekend", chunk_size):
             B = len(ch.user)
-            # Users rate items they pick well: ratings skew high, as on Amazon.
-            rating = rng.choice(5, B, p=[0.06, 0.06, 0.12, 0.22, 0.54])
-            ms = ch.day.astype(np.int64) * 86_400_000 + rng.integers(0, 86_400_000, B)
+            rating, ms_in_day = np.empty(B, np.int64), np.empty(B, np.int64)
+            variant, helpful, verified = np.empty(B, bool), np.empty(B, np.int64), np.empty(B, bool)
+            for sl, rng in block_rngs(cfg.seed, 40, n, n + B):
+                b = sl.stop - sl.start
+                # Users rate items they pick well: ratings skew high, as on Amazon.
+                rating[sl] = rng.choice(5, b, p=[0.06, 0.06, 0.12, 0.22, 0.54])
+                ms_in_day[sl] = rng.integers(0, 86_400_000, b)
+                variant[sl] = rng.random(b) < variant_share
+                helpful[sl] = rng.geometric(0.6, b) - 1
+                verified[sl] = rng.random(b) < 0.9
             df = pd.DataFrame({
                 "rating": (rating + 1).astype(float),
                 "title": [_OPINIONS[r][0] for r in rating],
                 "text": [_OPINIONS[r][1].format(w=w) for r, w in zip(rating, words[ch.item])],
                 "images": [[] for _ in range(B)],
-                "asin": np.where(rng.random(B) < variant_share, variants[ch.item], asins[ch.item]),
+                "asin": np.where(variant, variants[ch.item], asins[ch.item]),
                 "parent_asin": asins[ch.item],
                 "user_id": user_ids[ch.user],
-                "timestamp": ms,
-                "helpful_vote": rng.geometric(0.6, B) - 1,
-                "verified_purchase": rng.random(B) < 0.9,
+                "timestamp": ch.day.astype(np.int64) * 86_400_000 + ms_in_day,
+                "helpful_vote": helpful,
+                "verified_purchase": verified,
             })[REVIEW_FIELDS]
             f.write(df.to_json(orient="records", lines=True, force_ascii=False))
             n += B

@@ -49,11 +49,11 @@ def synthesize(job: SynthJob) -> dict:
     from mrs.synth.truth import save_planted
 
     if job.format not in FORMATS:
-        raise MrsError(f"synth: format {job.format!r} is not one of {', '.join(FORMATS)}")
+        raise MrsError(f"format {job.format!r} is not one of {', '.join(FORMATS)}")
     if not 0.0 <= job.missing_articles < 1.0 or not 0.0 <= job.variant_asins <= 1.0:
-        raise MrsError("synth: missing_articles must be in [0, 1) and variant_asins in [0, 1]")
+        raise MrsError("missing_articles must be in [0, 1) and variant_asins in [0, 1]")
     if not job.out:
-        raise MrsError("synth: missing required option 'out' (give --out DIR)")
+        raise MrsError("missing required option 'out' (give --out DIR)")
     cfg = job.model
     t0 = time.perf_counter()
     p = plant(cfg)
@@ -135,7 +135,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="generate raw H&M / Amazon 2023 files with a planted structure",
-                       description=__doc__.splitlines()[0])
+                       description="Write raw H&M or Amazon 2023 files whose preferences follow a "
+                                   "known CP tensor over user, item, context and month (planted.npz).")
     p.add_argument("--format", choices=FORMATS, help="raw format to write (default hm)")
     p.add_argument("--out", help="output directory for the raw files")
     p.add_argument("--users", type=int, help="number of users (default 1000)")

@@ -61,14 +61,14 @@ class SynthConfig:
     def validate(self) -> None:
         for f in ("n_users", "n_items", "n_interactions", "n_styles", "n_seasons"):
             if getattr(self, f) < 1:
-                raise MrsError(f"synth: {f} must be >= 1, got {getattr(self, f)}")
+                raise MrsError(f"{f} must be >= 1, got {getattr(self, f)}")
         for f in ("context_leak", "cold_fraction", "text_noise", "online_share", "centroid_mix"):
             if not 0.0 <= getattr(self, f) <= 1.0:
-                raise MrsError(f"synth: {f} must be in [0, 1], got {getattr(self, f)}")
+                raise MrsError(f"{f} must be in [0, 1], got {getattr(self, f)}")
         if self.cold_fraction >= 1.0 or self.n_items * (1 - self.cold_fraction) < 1:
-            raise MrsError("synth: cold_fraction leaves no item that can be picked")
+            raise MrsError("cold_fraction leaves no item that can be picked")
         if self.day0 > self.day1:
-            raise MrsError(f"synth: start {self.start} is after end {self.end}")
+            raise MrsError(f"start {self.start} is after end {self.end}")
 
     @property
     def n_contexts(self) -> int:
@@ -81,21 +81,21 @@ class SynthConfig:
 
     @property
     def day0(self) -> int:
-        return _epoch_day(self.start)
+        return _epoch_day(self.start, "start")
 
     @property
     def day1(self) -> int:
-        return _epoch_day(self.end)
+        return _epoch_day(self.end, "end")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _epoch_day(s: str) -> int:
+def _epoch_day(s: str, field: str) -> int:
     try:
         return (date.fromisoformat(s) - date(1970, 1, 1)).days
     except ValueError:
-        raise MrsError(f"synth: date {s!r} is not YYYY-MM-DD") from None
+        raise MrsError(f"{field}: date {s!r} is not YYYY-MM-DD") from None
 
 
 @dataclass
@@ -175,7 +175,7 @@ class Planted:
             todo = todo[~alive[k]]
             if len(todo) == 0:
                 return out
-        raise MrsError("synth: could not draw clusters with items; too few items for n_clusters?")
+        raise MrsError("could not draw clusters with items; too few items for n_clusters?")
 
 
 def _categorical(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -207,15 +207,13 @@ def plant(cfg: SynthConfig) -> Planted:
     # Items: clusters dealt round-robin in random order (none empty when I >= K), Zipf inside each.
     I = cfg.n_items
     cluster = rng.permutation(np.arange(I) % K)
+    # Cold items: prefer items that are not their cluster's only hope, so clusters stay alive.
+    n_cold = int(round(cfg.cold_fraction * I))
+    is_first = np.zeros(I, bool)
+    is_first[np.unique(cluster, return_index=True)[1]] = True
+    order = np.concatenate([rng.permutation(np.flatnonzero(~is_first)), rng.permutation(np.flatnonzero(is_first))])
     cold = np.zeros(I, bool)
-    cold[rng.choice(I, int(round(cfg.cold_fraction * I)), replace=False)] = True
-    # Keep one item per cluster pickable when there are enough items, so every cluster lives.
-    first = np.unique(cluster, return_index=True)[1]
-    spare = min(len(first), I - int(cold.sum()))
-    cold[first[:spare]] = False
-    if cold.sum() < round(cfg.cold_fraction * I):  # give the cold quota back elsewhere
-        warm = np.setdiff1d(np.flatnonzero(~cold), first)
-        cold[rng.choice(warm, min(len(warm), int(round(cfg.cold_fraction * I) - cold.sum())), replace=False)] = True
+    cold[order[:n_cold]] = True
     w = np.zeros(I)
     order = np.argsort(cluster, kind="stable")
     for k, members in enumerate(np.split(order, np.searchsorted(cluster[order], np.arange(1, K)))):
@@ -282,25 +280,38 @@ def sample(p: Planted, cfg: SynthConfig, context_rule: str = "channel",
     ends = np.searchsorted(k_sorted, np.arange(cfg.n_clusters), side="right") - 1
     total = within[np.maximum(ends, 0)][k_sorted]
     cum = k_sorted + np.divide(within, total, out=np.zeros_like(within), where=total > 0)
+    chunk_size = -(-max(chunk_size, 1) // RNG_BLOCK) * RNG_BLOCK  # whole random blocks per chunk
     for lo in range(0, len(users), chunk_size):
-        crng = np.random.default_rng([cfg.seed, 3, lo // chunk_size])
         u, d = users[lo:lo + chunk_size], days[lo:lo + chunk_size]
         m = month_of(d)
-        if context_rule == "weekend":
-            c = weekend_of(d)
-        elif context_rule == "channel":
-            c = (crng.random(len(u)) < cfg.online_share).astype(np.int8)
-        else:
-            raise MrsError(f"synth: unknown context rule {context_rule!r}")
-        k = p.draw_clusters(u, c, m, crng)
-        pos = np.searchsorted(cum, k + crng.random(len(u)) * (1 - 1e-12), side="right")
+        c = weekend_of(d) if context_rule == "weekend" else np.empty(len(u), np.int8)
+        k = np.empty(len(u), np.int64)
+        x = np.empty(len(u))
+        for sl, brng in block_rngs(cfg.seed, 3, lo, lo + len(u)):
+            if context_rule == "channel":
+                c[sl] = brng.random(sl.stop - sl.start) < cfg.online_share
+            elif context_rule != "weekend":
+                raise MrsError(f"unknown context rule {context_rule!r}")
+            k[sl] = p.draw_clusters(u[sl], c[sl], m[sl], brng)
+            x[sl] = brng.random(sl.stop - sl.start)
+        pos = np.searchsorted(cum, k + x * (1 - 1e-12), side="right")
         pos = np.minimum(pos, len(cum) - 1)
         yield Chunk(u, by_cluster[pos].astype(np.int32), d, c, m, k.astype(np.int16))
+
+
+RNG_BLOCK = 1 << 16  # rows per random stream, so the output bytes do not depend on chunk_size
+
+
+def block_rngs(seed: int, stream: int, lo: int, hi: int) -> Iterator[tuple[slice, np.random.Generator]]:
+    """For rows ``[lo, hi)`` (``lo`` a multiple of ``RNG_BLOCK``): one ``(slice relative to lo,
+    Generator)`` per block, each seeded by ``(seed, stream, block index)``."""
+    for b in range(lo, hi, RNG_BLOCK):
+        yield slice(b - lo, min(b + RNG_BLOCK, hi) - lo), np.random.default_rng([seed, stream, b // RNG_BLOCK])
 
 
 def sample_all(p: Planted, cfg: SynthConfig, context_rule: str = "channel") -> Chunk:
     """All interactions in one ``Chunk`` (small and medium sizes)."""
     parts = list(sample(p, cfg, context_rule))
     if not parts:
-        raise MrsError("synth: no interactions to sample (n_interactions = 0?)")
+        raise MrsError("no interactions to sample (n_interactions = 0?)")
     return Chunk(*(np.concatenate([getattr(c, f) for c in parts]) for f in Chunk.__dataclass_fields__))

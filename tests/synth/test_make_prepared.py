@@ -47,16 +47,18 @@ def test_no_modes(tmp_path):
 
 def test_feature_stores_align(tmp_path):
     pytest.importorskip("h5py")
-    from mrs.features.reader import load_features
+    from mrs.features.store import read_store
 
     root = make_prepared(tmp_path / "p", features_dim=16)
-    for name in ("text-synth", "image-synth"):
-        x, present = load_features(root, name)
-        assert tuple(x.shape) == (300, 16)
+    d = load_prepared(root)
+    stores = {n: read_store(root / "features" / f"{n}.h5") for n in ("text-synth", "image-synth")}
+    for ids, x, present, meta in stores.values():
+        assert ids == list(d.items["item_id"]) and x.shape == (300, 16)
+        assert meta["items_checksum"] == d.meta["items_checksum"]
+    assert stores["text-synth"][2].all() and 0.8 < stores["image-synth"][2].mean() < 0.98
     # text features separate clusters: same-cluster items are closer than other-cluster items
-    x, _ = load_features(root, "text-synth")
-    x = x.numpy()
-    k = load_prepared(root).items["cluster"].to_numpy()
+    x = stores["text-synth"][1].astype(float)
+    k = d.items["cluster"].to_numpy()
     dist = ((x[:, None] - x[None]) ** 2).sum(-1)
     same = k[:, None] == k[None]
     np.fill_diagonal(same, False)

@@ -20,8 +20,8 @@ from mrs.synth.planted import SynthConfig
 SMALL = dict(n_users=120, n_items=200, n_interactions=3000)
 
 
-def _job(out: Path, fmt: str = "hm", seed: int = 0, **kw) -> SynthJob:
-    return SynthJob(format=fmt, out=str(out), model=SynthConfig(seed=seed, **SMALL), **kw)
+def _job(out: Path, fmt: str = "hm", seed: int = 0, size: dict = SMALL, **kw) -> SynthJob:
+    return SynthJob(format=fmt, out=str(out), model=SynthConfig(seed=seed, **size), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +111,18 @@ def test_amazon_context_is_weekend_of_timestamp(amazon_dir):
     assert 0.2 < (weekday >= 5).mean() < 0.37  # 2 of 7 days
 
 
-def test_deterministic_bytes(tmp_path):
+def test_deterministic_bytes(tmp_path, monkeypatch):
+    import mrs.synth.planted as planted
+
+    monkeypatch.setattr(planted, "RNG_BLOCK", 256)  # several random blocks and chunks, small data
+    size = dict(n_users=60, n_items=60, n_interactions=1500)
     for fmt in ("hm", "amazon2023"):
-        synthesize(_job(tmp_path / f"{fmt}-a", fmt))
-        synthesize(_job(tmp_path / f"{fmt}-b", fmt))
-        synthesize(_job(tmp_path / f"{fmt}-c", fmt, seed=1))
+        synthesize(_job(tmp_path / f"{fmt}-a", fmt, size=size))
+        synthesize(_job(tmp_path / f"{fmt}-b", fmt, size=size, chunk_size=500))
+        synthesize(_job(tmp_path / f"{fmt}-c", fmt, size=size, seed=1))
         a, b, c = (_tree_digest(tmp_path / f"{fmt}-{s}") for s in "abc")
-        assert a == b and len(a) > 100
+        assert a.pop("planted.json") != b.pop("planted.json")  # it records the chunk size
+        assert a == b and len(a) > 60
         assert a != c
 
 
