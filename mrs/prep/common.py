@@ -130,6 +130,14 @@ def compact(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.searchsorted(used, codes).astype(np.int64), used
 
 
+def compact_codes(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like ``compact`` for codes known to lie in 0..n-1: O(N) with ``bincount``, no sort."""
+    used = np.flatnonzero(np.bincount(codes, minlength=n))
+    remap = np.full(n, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return remap[codes], used
+
+
 # --------------------------------------------------------------------------- checksum
 def input_checksum(paths: Sequence[str | os.PathLike], kind: str = "auto",
                    sha_limit: int = 1 << 30) -> tuple[str, str]:
@@ -172,5 +180,11 @@ def time_mode(ts: np.ndarray, kind: str) -> tuple[np.ndarray, dict]:
 
 def categorical_mode(values: np.ndarray, prefix: str = "") -> tuple[np.ndarray, dict]:
     """Mode column from a small categorical: sorted distinct values → 0..n-1."""
-    uniq, codes = np.unique(values, return_inverse=True)
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and len(values) and int(values.max()) - int(values.min()) < 1 << 20:
+        lo = int(values.min())                            # small int range: O(N), no sort
+        codes, used = compact_codes(values.astype(np.int64) - lo, int(values.max()) - lo + 1)
+        uniq = used + lo
+    else:
+        uniq, codes = np.unique(values, return_inverse=True)
     return codes.astype(np.int32), {"cardinality": len(uniq), "labels": [f"{prefix}{u}" for u in uniq]}

@@ -65,28 +65,35 @@ def read_csv_typed(path: Path, types: dict[str, pa.DataType], bad: BadRows, requ
         bad.add(row.number, "wrong field count")
         return "skip"
 
-    def read(col_types: dict[str, pa.DataType]) -> pa.Table:
+    def read(col_types: dict[str, pa.DataType], threads: bool) -> pa.Table:
         return pacsv.read_csv(
             path,
-            # use_threads=False: pyarrow only knows the line number of a bad row when reading
-            # serially; on this 2-core target the threaded reader gains little.
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size,
+            read_options=pacsv.ReadOptions(use_threads=threads, block_size=block_size,
                                            column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
                                              newlines_in_values=newlines_in_values),
             convert_options=pacsv.ConvertOptions(column_types=col_types, include_columns=cols))
 
     saved = (bad.bad, dict(bad.reasons), list(bad.first))
-    try:
-        table = read({c: types[c] for c in cols})
-        text_cols: list[str] = []
-    except pa.ArrowInvalid as e:
-        if "conversion error" not in str(e):
-            raise MrsError(f"{path}: {str(e).splitlines()[0]}") from None
-        bad.bad, bad.reasons, bad.first = saved[0], saved[1], saved[2]
-        skipped.clear()
-        text_cols = [c for c in cols if not (pa.types.is_dictionary(types[c]) or pa.types.is_string(types[c]))]
-        table = read({c: (pa.string() if c in text_cols else types[c]) for c in cols})
+    text_cols = [c for c in cols if not (pa.types.is_dictionary(types[c]) or pa.types.is_string(types[c]))]
+
+    def attempt(threads: bool) -> tuple[pa.Table, list[str]]:
+        """Typed read; on an unparseable value, read the non-string columns as text instead."""
+        for as_text in ([], text_cols):
+            bad.bad, bad.reasons, bad.first = saved[0], dict(saved[1]), list(saved[2])
+            skipped.clear()
+            try:
+                return read({c: (pa.string() if c in as_text else types[c]) for c in cols}, threads), as_text
+            except pa.ArrowInvalid as e:
+                if "conversion error" not in str(e) or as_text:
+                    raise MrsError(f"{path}: {str(e).splitlines()[0]}") from None
+        raise AssertionError("unreachable")
+
+    table, text_cols = attempt(threads=True)
+    if skipped:
+        # pyarrow knows a bad row's line number only when reading serially: redo it that way, so
+        # the report names exact lines (rare: only files with wrong-field-count rows pay for it).
+        table, text_cols = attempt(threads=False)
     bad.total += table.num_rows + len(skipped)
     lines = np.sort(np.array([s for s in skipped if s >= 0], dtype=np.int64))
 
