@@ -5,6 +5,7 @@ a resumable checkpoint each epoch, and the final test evaluation of the best epo
 all call it). A run directory holds::
 
     config.yaml    the full resolved TrainConfig
+    curves.png     train loss and the validation metric per epoch
     last.pt        model + optimizer + RNG states + counters (rewritten atomically each epoch)
     best.pt        weights of the best validation epoch
     metrics.json   {"test": {slice: {metric: x}}, "valid": ..., "ci": ..., "n_queries": ...,
@@ -187,6 +188,9 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
             log.info("epoch %d %s", epoch + 1, _fmt(row))
         metrics = _final_metrics(tr, out, state, evaluate_test)
         write_json_atomic(out / "metrics.json", metrics)
+        from mrs.train.plots import plot_history
+
+        logger.log_image("curves", plot_history(state.history, tc.select_metric, out / "curves.png"))
         logger.log_summary(metrics)
         _log_slice_table(logger, metrics)
     finally:

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Issue 4, point 3: the compare table on the real H&M sample with text and image features.
+set -euo pipefail
+W=${W:-/tmp/hm}
+# 4-week valid and test windows: the sample's last week alone holds ~220 purchases
+mrs prepare hm --config configs/datasets/hm.yaml --out "$W/prepared" --set test_days=28 --set valid_days=28
+HF_HUB_OFFLINE=1 mrs features text --dataset "$W/prepared"     # -> features/text-minilm.h5
+HF_HUB_OFFLINE=1 mrs features image --dataset "$W/prepared"    # -> features/image-efficientnet_lite0.h5
+TQDM_DISABLE=1 mrs compare --config experiments/hm_sample/compare.yaml --set data.dir="$W/prepared" \
+    --out "$W/compare" --no-wandb
