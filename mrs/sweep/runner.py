@@ -171,7 +171,7 @@ class Sweep:
         cfg = trial_config(self.config_cls, self.base, params, self.spec, tid, self.use_wandb)
         logger = logger or TrialLogger(make_logger(self.use_wandb, project=self.project,
                                                    entity=self.entity, job_type="sweep-trial",
-                                                   mode=self.wandb_mode))
+                                                   mode=self.wandb_mode), params=params)
         resume = (run_dir / "config.yaml").is_file()
         t0 = time.time()
         value = None

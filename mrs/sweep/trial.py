@@ -81,10 +81,14 @@ def is_finite(v: float | None) -> bool:
 class TrialLogger:
     """Wraps a ``RunLogger`` for one trial: ``run_train``'s ``finish`` is deferred to ``close``."""
 
-    def __init__(self, inner: Any, started: bool = False):
+    def __init__(self, inner: Any, started: bool = False, params: dict[str, Any] | None = None):
         self.inner, self.started = inner, started
+        # The swept values also as flat top-level keys ("train.lr"), as a W&B agent's trial
+        # has them: W&B's parallel-coordinates and sweep views read those.
+        self.params = dict(params or {})
 
     def start(self, config, run_dir, name=None, group=None, tags=None) -> None:
+        config = {**config, **self.params}
         if self.started and hasattr(self.inner, "update_config"):
             self.inner.update_config(config)       # online: the agent's run is already open
         else:

@@ -42,6 +42,7 @@ def test_offline_grid_sweep(tmp_path, tiny_data, make_spec):
     assert {r.parents[1].name for r in runs} == {"t000", "t001", "t002", "t003"}
     blob = next(runs[0].glob("run-*.wandb")).read_bytes()
     assert b"tiny" in blob and b"valid/recall@20" in blob
+    assert b"model.encoder" in blob          # swept values as flat keys, as an agent's trial
     # each trial's value is its own metrics.json's validation recall@20; no test was read
     for t in trials:
         m = json.loads((out / "trials" / t["id"] / "metrics.json").read_text())
