@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
-from mrs.prep.common import (BadRows, compact, input_checksum, kcore, log, nonempty, require_file,
+from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log, nonempty, require_file,
                              time_mode)
 from mrs.prep.csvread import read_csv_typed
 from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl
@@ -70,7 +70,7 @@ def official_trio(cfg: Amazon2023Config, reviews: Path) -> list[Path] | None:
     return [reviews, *sib]
 
 
-def _read_csvs(paths: list[Path], cfg: Amazon2023Config, bads: list[BadRows]):
+def _read_csvs(paths: list[Path], bads: list[BadRows]):
     users, items = IdBuilder(), IdBuilder()
     ts, rating, label = [], [], []
     d = pa.dictionary(pa.int32(), pa.string())
@@ -102,7 +102,7 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     bads = [BadRows(str(p), max_frac=cfg.max_bad_frac) for p in paths]
     is_csv = re.search(r"\.csv(\.gz)?$", reviews.name) is not None
     if is_csv:
-        u, uid, i, iid, ts, rating, label = _read_csvs(paths, cfg, bads)
+        u, uid, i, iid, ts, rating, label = _read_csvs(paths, bads)
     else:
         u, uid, i, iid, ts, rating = read_reviews_jsonl(reviews, bads[0], cfg.chunk_lines)
         bads[0].check()
@@ -125,8 +125,8 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
         nonempty(int(keep.sum()), f"the k-core filter (kcore={cfg.kcore})")
     u, i, ts, rating = u[keep], i[keep], ts[keep], rating[keep]
     label = label[keep] if label is not None else None
-    u, used_u = compact(u)
-    i, used_i = compact(i)
+    u, used_u = compact_codes(u, len(uid))                # O(N), first-appearance order kept
+    i, used_i = compact_codes(i, len(iid))
     user_ids = np.asarray(uid.take(pa.array(used_u)).to_pylist(), dtype=object)
     item_ids = np.asarray(iid.take(pa.array(used_i)).to_pylist(), dtype=object)
 

@@ -124,14 +124,9 @@ def kcore(user: np.ndarray, item: np.ndarray, k: int, max_iter: int = 100) -> np
     return keep
 
 
-def compact(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Re-index used codes to 0..n-1 keeping their relative order; returns (new codes, old ids)."""
-    used = np.unique(codes)
-    return np.searchsorted(used, codes).astype(np.int64), used
-
-
 def compact_codes(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Like ``compact`` for codes known to lie in 0..n-1: O(N) with ``bincount``, no sort."""
+    """Re-index the used codes (all in 0..n-1) to 0..k-1 keeping their order; returns (new codes,
+    used old codes). O(N) with ``bincount``: no sort of the N rows."""
     used = np.flatnonzero(np.bincount(codes, minlength=n))
     remap = np.full(n, -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
