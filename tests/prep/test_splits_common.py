@@ -76,3 +76,13 @@ def test_bad_rows_threshold_names_file():
     bad.add_lines(np.arange(4, 20), "empty id")
     with pytest.raises(MrsError, match=r"x\.csv: 17 of 100 rows malformed.*x\.csv:3 \(unparseable date\)"):
         bad.check()
+
+
+def test_compact_codes_and_categorical_mode():
+    from mrs.prep.common import categorical_mode, compact_codes
+    codes, used = compact_codes(np.array([5, 2, 5, 9]), 10)
+    assert codes.tolist() == [1, 0, 1, 2] and used.tolist() == [2, 5, 9]
+    col, spec = categorical_mode(np.array([2, 1, 2, 2], dtype=np.int8), prefix="ch")
+    assert col.tolist() == [1, 0, 1, 1] and spec == {"cardinality": 2, "labels": ["ch1", "ch2"]}
+    col, spec = categorical_mode(np.array(["b", "a", "b"]))
+    assert col.tolist() == [1, 0, 1] and spec["labels"] == ["a", "b"]
