@@ -15,7 +15,7 @@ def test_quick_fit_recovers_planted_clusters(encoder):
                     features=d.features if encoder == "freedom" else None)
     m.eval()
     before = recall_at(m, d)
-    fit(m, d, epochs=15)
+    fit(m, d, epochs=10)
     after = recall_at(m, d)
     # chance: 10 of the 80 unseen items ≈ 0.125; the own cluster has 30 - 8 = 22 candidates -> ≈ 0.45
     assert before < 0.25

@@ -65,13 +65,18 @@ def test_seeded_and_resumable():
     assert torch.equal(a.uniform(q), x)
 
 
-@pytest.mark.parametrize("pick", ["hardest", "softmax"])
-def test_dynamic_negatives_are_harder_than_uniform(pick):
+@pytest.fixture(scope="module")
+def trained_mf():
     d = planted()
     torch.manual_seed(0)
     model = build_model(ModelConfig(encoder="mf", dim=8), n_users=d.n_users, n_items=d.n_items,
                         mode_cardinalities=[], train_users=d.train_users, train_items=d.train_items)
-    fit(model, d, epochs=10)
+    return d, fit(model, d, epochs=8)
+
+
+@pytest.mark.parametrize("pick", ["hardest", "softmax"])
+def test_dynamic_negatives_are_harder_than_uniform(pick, trained_mf):
+    d, model = trained_mf
     s = NegativeSampler(d.train_users, d.train_items, d.n_items, seed=0, strategy="dynamic", candidates=16,
                         pick=pick, temperature=0.1)
     users = torch.as_tensor(d.train_users)
