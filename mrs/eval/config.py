@@ -43,6 +43,9 @@ class EvalConfig:
     protocol: Literal["full", "sampled"] = "full"
     # negatives per query for the sampled protocol
     n_sampled: int = 200
+    # also report what the lists expose (beyond accuracy): catalogue coverage@K and the share of
+    # tail / cold items in the top K (APLT), under "exposure" in metrics.json
+    exposure: bool = True
     # seed of the bootstrap and of the sampled negatives
     seed: int = 0
 

@@ -45,6 +45,7 @@ class EvalResult:
     ci: dict[str, dict[str, list[float | None]]]            # slice -> "recall@20" -> [lo, hi]
     n_queries: dict[str, int]                                # slice -> queries counted
     info: dict = field(default_factory=dict)                 # protocol, query kind, drops, seconds
+    exposure: dict[str, float] = field(default_factory=dict)  # "coverage@20", "tail_share@20", ...
     per_query: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     query_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # slice -> (Q_S,)
 
@@ -88,6 +89,8 @@ def metrics_json(results: dict[str, EvalResult], **extra) -> dict:
     out["ci"] = {split: r.ci for split, r in results.items()}
     out["n_queries"] = {split: r.n_queries for split, r in results.items()}
     out["eval_info"] = {split: r.info for split, r in results.items()}
+    if any(r.exposure for r in results.values()):
+        out["exposure"] = {split: r.exposure for split, r in results.items()}
     out.update(extra)
     return out
 
@@ -155,13 +158,30 @@ class Evaluator:
             bounds = bootstrap_ci(np.stack(cols, 1), cfg.bootstrap, cfg.ci_level, seed=cfg.seed)
             for (name, k), (lo, hi) in zip(keys, bounds):
                 cis.setdefault(name, {})[k] = [_num(lo), _num(hi)]
+        # exposure of sampled lists says nothing about the catalogue: full protocol only
+        exposure = self.exposure(topk) if cfg.exposure and cfg.protocol == "full" else {}
         info = {"protocol": cfg.protocol, "query": q.kind, "n_dropped_seen": q.n_dropped_seen,
                 "n_dropped_queries": q.n_dropped_queries, "mask_repurchase": cfg.mask_repurchase,
                 "mask_valid_at_test": cfg.mask_valid_at_test,
                 "queries_sha1": self.queries_sha1}
         if cfg.protocol == "sampled":
             info["n_sampled"] = cfg.n_sampled
-        return EvalResult(self.split, metrics, cis, n_queries, info, per_query, query_rows)
+        return EvalResult(self.split, metrics, cis, n_queries, info, exposure, per_query, query_rows)
+
+    def exposure(self, topk: np.ndarray) -> dict[str, float]:
+        """What the lists show, whatever is relevant: for each K, ``coverage@K`` = distinct items
+        in any top K / n_items, and ``<slice>_share@K`` = mean fraction of a top K in that slice
+        (tail_share is the long-tail literature's APLT)."""
+        out: dict[str, float] = {}
+        valid = topk >= 0
+        for k in sorted(self.cfg.ks):
+            top, ok = topk[:, :k], valid[:, :k]
+            out[f"coverage@{k}"] = float(len(np.unique(top[ok])) / self.n_items)
+            for name in ("tail", "cold", "head"):
+                if name in self.slices:
+                    share = (self.slices[name][np.maximum(top, 0)] & ok).sum(1) / k
+                    out[f"{name}_share@{k}"] = float(share.mean()) if len(share) else 0.0
+        return out
 
     def __call__(self, score_fn: ScoreFn, device: torch.device | str = "cpu", ci: bool = True,
                  progress: bool | None = None) -> EvalResult:

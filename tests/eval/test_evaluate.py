@@ -73,7 +73,7 @@ def test_slices_end_to_end(tmp_path):
     assert res.n_queries == {"all": 4, "tail": 3, "head": 1, "cold": 2}
     assert res.metrics["cold"]["recall@2"] == 1.0
     doc = metrics_json({"test": res})
-    assert set(doc) == {"test", "ci", "n_queries", "eval_info"}
+    assert set(doc) == {"test", "ci", "n_queries", "eval_info", "exposure"}
     assert set(doc["test"]) == {"all", "tail", "head", "cold"}
     # u0 scores items 3 and 4 alike, so per (user, mode) query recall@2 is 1 but NDCG may not be
     assert doc["ci"]["test"]["tail"]["recall@2"] == [1.0, 1.0]
@@ -181,3 +181,15 @@ def test_paired_difference_interval(tmp_path):
     other = Evaluator(ds, "valid", EvalConfig(ks=[10], query="user", bootstrap=0))(fixed(noise))
     with pytest.raises(MrsError, match="same 'all' queries"):
         paired_diff_ci(good, other, "recall@10")
+
+
+def test_exposure_coverage_and_tail_share(tmp_path):
+    ds = tiny(tmp_path)   # tail (<= 1 train) = {1..5}, cold = {3, 4, 5}, head = {0}
+    ev = Evaluator(ds, "test", EvalConfig(ks=[1, 2], tail_threshold=1, mask_repurchase=False))
+    topk = np.array([[3, 4], [3, 0], [1, 3], [0, 2]])
+    ex = ev.exposure(topk)
+    assert ex["coverage@1"] == pytest.approx(3 / 6) and ex["coverage@2"] == pytest.approx(5 / 6)
+    assert ex["tail_share@1"] == pytest.approx(0.75) and ex["tail_share@2"] == pytest.approx(0.75)
+    assert ex["cold_share@2"] == pytest.approx(0.5) and ex["head_share@1"] == pytest.approx(0.25)
+    res = ev.score(topk, ci=False)
+    assert res.exposure == ex and metrics_json({"test": res})["exposure"]["test"] == ex
