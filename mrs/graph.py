@@ -136,6 +136,12 @@ def content_affinity(users: Tensor, items: Tensor, n_users: int, features: Tenso
     return (prof[users] * x[items]).sum(1)
 
 
+def affinity_keep_weights(affinity: Tensor, temperature: float = 0.1) -> Tensor:
+    """Keep weights ``exp((a - 1) / τ)`` from affinities in [-1, 1]: ∝ softmax(a / τ), so edges
+    that contradict the user's content profile (GRCN prunes negative ones) are rarely kept."""
+    return torch.exp((affinity - 1.0) / temperature)
+
+
 def pruned_blocks(users: Tensor, items: Tensor, n_users: int, n_items: int, weights: Tensor,
                   drop: float, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Keep ``(1 - drop)`` of the edges, sampled ∝ ``weights``; the renormalised kept graph as

@@ -37,6 +37,7 @@ class ModelConfig:
     # FREEDOM
     edge_drop: float = 0.8  # fraction of user-item edges dropped each epoch (FREEDOM's dropout)
     filtration: Literal["degree", "content"] = "degree"  # keep prob ∝ 1/sqrt(d_u d_i), or GRCN-style affinity
+    filtration_temp: float = 0.1  # content filtration: keep prob ∝ exp(cos(user profile, item) / temp)
     knn_k: int = 10  # neighbours per item in the frozen item-item graph
     item_layers: int = 1  # propagation layers over the item-item graph
     item_graph_weight: float = 1.0  # weight of the kNN-propagated item representation
@@ -69,6 +70,9 @@ def build_model(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinalit
         raise MrsError(f"model.dim must be >= 1 and model.layers >= 0 (got {cfg.dim}, {cfg.layers})")
     if not 0.0 <= cfg.edge_drop < 1.0:
         raise MrsError(f"model.edge_drop must be in [0, 1), got {cfg.edge_drop}")
+    if cfg.filtration_temp <= 0 or cfg.knn_k < 1:
+        raise MrsError(f"model.filtration_temp must be > 0 and model.knn_k >= 1 "
+                       f"(got {cfg.filtration_temp}, {cfg.knn_k})")
     features = _check_features(features, n_items) if features else {}
     if cfg.fusion != "none" and not features:
         raise MrsError(f"model.fusion={cfg.fusion!r} needs item features (none were given)")
@@ -89,8 +93,8 @@ def build_model(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinalit
             if cfg.filtration == "content":
                 if content is None:
                     raise MrsError("model.filtration='content' needs item features (none were given)")
-                # GRCN prunes edges with negative affinity: those get (almost) no keep weight.
-                weights = graph.content_affinity(users, items, n_users, content).clamp(min=1e-4)
+                weights = graph.affinity_keep_weights(graph.content_affinity(users, items, n_users, content),
+                                                      cfg.filtration_temp)
             else:
                 weights = graph.edge_keep_probs(users, items, n_users, n_items)
             if content is None:

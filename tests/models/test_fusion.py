@@ -86,3 +86,39 @@ def test_content_scores_cold_items_by_their_content(encoder, fusion):
         return float((mine > other).float().mean())
 
     assert own_cluster_wins(encoder, fusion) > 0.9
+
+
+def test_late_fusion_score_is_the_weighted_sum_of_branch_scores():
+    d = planted(n_users=20, n_items=15, per_user=4, held_out=1)
+    m = build_model(ModelConfig(encoder="mf", fusion="late", dim=4, modes=False), n_users=20, n_items=15,
+                    mode_cardinalities=[], train_users=d.train_users, train_items=d.train_items, features=d.features)
+    with torch.no_grad():
+        m.fusion.logits.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    alpha = torch.softmax(m.fusion.logits, 0)
+    f = m.features()
+    u = m.user_emb.weight.view(20, 3, 4)  # (U, blocks, r)
+    branches = [m.item_emb.weight, m.fusion.proj["text"](f["text"]), m.fusion.proj["image"](f["image"])]
+    want = sum(3 * alpha[b] * u[:, b] @ branches[b].T for b in range(3))
+    got = m.full_sort_predict(torch.arange(20), torch.zeros(20, 0, dtype=torch.long))
+    assert torch.allclose(got, want, atol=1e-5)
+    assert m.fusion_weights() == pytest.approx(dict(zip(["id", "text", "image"], alpha.tolist())))
+
+
+def test_semantic_coupling_term_in_the_loss():
+    from mrs.models import Batch
+
+    d = planted(n_users=20, n_items=15, per_user=4, held_out=1)
+    m = build_model(ModelConfig(encoder="mf", dim=4, modes=False, reg=0.0, coupling_mu0=2.0), n_users=20,
+                    n_items=15, mode_cardinalities=[], train_users=d.train_users, train_items=d.train_items,
+                    features=d.features)
+    batch = Batch(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 3]), torch.zeros(2, 0, dtype=torch.long))
+    loss, parts = m.calculate_loss(batch)
+    counts = torch.bincount(torch.as_tensor(d.train_items), minlength=15).float()
+    items = torch.tensor([2, 3, 4, 3])
+    e = torch.cat([m.features()["text"], m.features()["image"]], 1)[items]
+    mu = 2.0 / torch.log(2 + counts[items])
+    want = (mu * (m.item_emb.weight[items] - m.coupling(e)).pow(2).sum(1)).sum() / 2
+    assert parts["coupling"] == pytest.approx(want.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(parts["bpr"] + parts["coupling"], rel=1e-5)
+    loss.backward()
+    assert m.coupling.weight.grad.abs().sum() > 0

@@ -122,3 +122,35 @@ def test_knn_cache_reused_and_rebuilt(tmp_path, monkeypatch):
     graph.load_or_build_knn(x2, 3, tmp_path)  # features changed
     assert calls == [3, 4, 3] and len(list(tmp_path.glob("knn-*.npz"))) == 3
     assert not list(tmp_path.glob(".*tmp*"))  # nothing half-written left behind
+
+
+def test_freedom_adds_knn_propagated_items_dense_reference():
+    u, i = graph.unique_edges(USERS, ITEMS, 4)
+    s = torch.tensor([[0.0, 0.5, 0.0, 0.5], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
+    sp = s.to_sparse_csr()
+    enc = FreedomEncoder(*graph.bipartite_blocks(u, i, 3, 4), 1, u, i, graph.edge_keep_probs(u, i, 3, 4),
+                         0.5, sp, item_layers=2, item_weight=0.5).eval()  # eval: the full graph
+    e0 = torch.randn(7, 3, requires_grad=True)
+    ue, ie = enc(e0[:3], e0[3:])
+    a = dense_norm_adj()
+    light = (e0 + a @ e0) / 2
+    assert torch.allclose(ue, light[:3], atol=1e-6)
+    assert torch.allclose(ie, light[3:] + 0.5 * s @ s @ e0[3:], atol=1e-6)
+    assert torch.allclose(ie[3], e0[6] / 2 + 0.5 * e0[6])  # cold item 3: two kNN hops 3 -> 2 -> 3
+    g, = torch.autograd.grad(ie.sum(), e0)  # non-symmetric S: backward through the transpose
+    want, = torch.autograd.grad((light[3:] + 0.5 * s @ s @ e0[3:]).sum(), e0)
+    assert torch.allclose(g, want, atol=1e-6)
+
+
+def test_content_filtration_prefers_aligned_edges():
+    # user 0 bought items 0, 1, 2 (content "a") and item 3 (content "b"): the odd edge is (0, 3)
+    users = torch.tensor([0, 0, 0, 0])
+    items = torch.tensor([0, 1, 2, 3])
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.9, 0.0], [0.0, 1.0]])
+    aff = graph.content_affinity(users, items, 1, x)
+    assert aff[:3].min() > 0.9 and aff[3] < 0.5
+    w = graph.affinity_keep_weights(aff, temperature=0.1)
+    assert torch.isclose(w[0], torch.exp((aff[0] - 1) / 0.1))
+    gen = torch.Generator().manual_seed(0)
+    dropped_odd = sum(3 not in graph.sample_edges(w, 3, gen).tolist() for _ in range(100))
+    assert dropped_odd > 95  # uniform pruning would drop it 25% of the time
