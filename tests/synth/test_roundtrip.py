@@ -1,6 +1,11 @@
 """synth -> mrs prepare: the prepared dataset is the planted sample, row for row."""
 from __future__ import annotations
 
+import functools
+import http.server
+import socket
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -85,3 +90,40 @@ def test_amazon_variant_asins_keep_parent_items(tmp_path):
     recs = [json.loads(x) for x in (raw / "Synth_Fashion.jsonl").read_text().splitlines()]
     differ = np.mean([r["asin"] != r["parent_asin"] for r in recs])
     assert 0.25 < differ < 0.35
+
+
+def test_amazon2023_images_download_from_the_recorded_urls(tmp_path):
+    """synth (images + URLs) -> prepare -> download-images from a loopback server: same bytes."""
+    az = pytest.importorskip("mrs.prep.amazon2023")
+    images = pytest.importorskip("mrs.prep.images")
+    with socket.socket() as s:  # a free port, known before the URLs are written
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    raw = tmp_path / "raw"
+    size = dict(n_users=40, n_items=30, n_interactions=300, seed=1)
+    synthesize(SynthJob(format="amazon2023", out=str(raw), image_base_url=f"http://127.0.0.1:{port}/I",
+                        model=SynthConfig(**size)))
+    handler = functools.partial(_QuietHandler, directory=str(raw / "images"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        prep = az.prepare_amazon2023(az.Amazon2023Config(
+            reviews=str(raw / "Synth_Fashion.jsonl"), meta=str(raw / "meta_Synth_Fashion.jsonl"),
+            out=str(tmp_path / "prep")))
+        report = images.download_images(images.DownloadConfig(dataset=str(prep), image_root=str(tmp_path / "img"),
+                                                              workers=4, timeout=5, retries=0))
+    finally:
+        server.shutdown()
+    d = load_prepared(prep)
+    assert report["failed"] == 0 and report["ok"] == d.n_items
+    for _, row in d.items.iterrows():
+        got = (tmp_path / "img" / row["image"]).read_bytes()
+        assert got == (raw / "images" / f"{row['item_id']}.jpg").read_bytes()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def translate_path(self, path: str) -> str:  # serve /I/<asin>.jpg from the images folder
+        return super().translate_path(path[2:] if path.startswith("/I/") else path)
+
+    def log_message(self, *args) -> None:
+        pass
