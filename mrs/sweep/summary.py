@@ -60,12 +60,17 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
 def _markdown(sweep, header: list[str], rows: list[list[Any]]) -> str:
     st, spec = sweep.state, sweep.spec
     n_done = sum(t["status"] == "finished" for t in st.trials.values())
+    sets = ", ".join(f"`{o}`" for o in st.data.get("overrides") or []) or "none"
     lines = [f"# Sweep `{spec.name}` ({spec.method})", "",
-             f"Spec: `{spec.path}`. Selection: {spec.goal} `{spec.metric}` on validation; "
-             f"{n_done} of {len(st.trials)} trials finished. `*` marks the selected trial.", ""]
+             f"Spec: `{spec.path}` (copy: sweep.yaml). Every trial starts from base.yaml "
+             f"(base_config and --set: {sets}). Selection: {spec.goal} `{spec.metric}` on "
+             f"validation; {n_done} of {len(st.trials)} trials finished. `*` marks the selected "
+             f"trial.", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        lines.append("| " + " | ".join(_cell(v) for v in r) + " |")
+        *rest, time_s = r
+        lines.append("| " + " | ".join([*(_cell(v) for v in rest),
+                                        "" if time_s is None else f"{time_s:.1f}"]) + " |")
     sel = st.selected
     if sel:
         lines += ["", f"## Selected: {sel['id']} ({spec.metric} = {_cell(sel['value'])})", "",
@@ -99,12 +104,12 @@ def plot_sweep(sweep, path: Path) -> None:
             xs = [labels.index(_fmt_value(t["params"][p.key])) for t in done]
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
             ax.set_xlim(-0.5, len(labels) - 0.5)
+            # spread trials that share a category so overlapping points stay visible
+            xs = [x + 0.3 * ((i * 0.618) % 1 - 0.5) for i, x in enumerate(xs)]
         else:
             xs = [t["params"][p.key] for t in done]
             if "log" in p.distribution:
                 ax.set_xscale("log")
-            # spread trials that share a category so overlapping points stay visible
-            xs = [x + 0.25 * ((i * 0.618) % 1 - 0.5) for i, x in enumerate(xs)]
         ys = [t["value"] for t in done]
         ax.scatter(xs, ys, c="tab:blue", s=22, alpha=0.7)
         chosen = [(x, y) for x, y, t in zip(xs, ys, done) if t["id"] == sel]
