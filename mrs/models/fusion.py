@@ -18,6 +18,11 @@ import torch
 from torch import Tensor, nn
 
 
+def _key(name: str) -> str:
+    """Module names cannot contain '.', feature store names may (``text-bert.v2``)."""
+    return name.replace(".", "_")
+
+
 class ConcatFusion(nn.Module):
     """``[x_1 ‖ ... ‖ x_M] -> (I, out_dim)`` by one linear map."""
 
@@ -39,7 +44,7 @@ class EarlyFusion(nn.Module):
     def __init__(self, dims: dict[str, int], joint_dim: int, out_dim: int):
         super().__init__()
         self.names = list(dims)
-        self.proj = nn.ModuleDict({m: nn.Linear(d, joint_dim) for m, d in dims.items()})
+        self.proj = nn.ModuleDict({_key(m): nn.Linear(d, joint_dim) for m, d in dims.items()})
         self.logits = nn.Parameter(torch.zeros(len(dims)))  # α starts uniform
         self.out = nn.Identity() if joint_dim == out_dim else nn.Linear(joint_dim, out_dim)
 
@@ -47,7 +52,7 @@ class EarlyFusion(nn.Module):
         return torch.softmax(self.logits, 0)  # (M,), sums to 1
 
     def forward(self, feats: dict[str, Tensor]) -> Tensor:
-        z = torch.stack([self.proj[m](feats[m]) for m in self.names], dim=0)  # (M, I, joint)
+        z = torch.stack([self.proj[_key(m)](feats[m]) for m in self.names], dim=0)  # (M, I, joint)
         return self.out(torch.einsum("m,mij->ij", self.alpha(), z))  # (I, out)
 
     def weights(self) -> dict[str, float]:
@@ -62,7 +67,7 @@ class LateFusion(nn.Module):
         super().__init__()
         self.names = list(dims)
         self.out_dim = out_dim
-        self.proj = nn.ModuleDict({m: nn.Linear(d, out_dim) for m, d in dims.items()})
+        self.proj = nn.ModuleDict({_key(m): nn.Linear(d, out_dim) for m, d in dims.items()})
         self.logits = nn.Parameter(torch.zeros(len(dims) + 1))
 
     @property
@@ -73,7 +78,7 @@ class LateFusion(nn.Module):
         return torch.softmax(self.logits, 0)  # (1 + M,) over [id, *modalities]
 
     def forward(self, feats: dict[str, Tensor]) -> Tensor:
-        return torch.cat([self.proj[m](feats[m]) for m in self.names], dim=1)  # (I, M * out)
+        return torch.cat([self.proj[_key(m)](feats[m]) for m in self.names], dim=1)  # (I, M * out)
 
     def block_scale(self) -> Tensor:
         """Per-dimension score weights ``(n_b · r,)``: block ``b`` scaled by ``n_b · α_b``."""

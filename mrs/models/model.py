@@ -43,8 +43,8 @@ class CPRecommender(Recommender):
         nn.init.xavier_uniform_(self.item_emb.weight)
         self.scorer = CPScorer(mode_cardinalities, dim * blocks)
         self.modality_names = list(features or {})
-        for m, x in (features or {}).items():
-            self.register_buffer(f"feat_{m}", x.float(), persistent=False)
+        for k, x in enumerate((features or {}).values()):  # by position: names may contain '.'
+            self.register_buffer(f"feat_{k}", x.float(), persistent=False)
         self.coupling = None
         if coupling_mu is not None:
             d = sum(x.shape[1] for x in features.values())
@@ -52,7 +52,7 @@ class CPRecommender(Recommender):
             self.register_buffer("coupling_mu", coupling_mu.float(), persistent=False)
 
     def features(self) -> dict[str, Tensor]:
-        return {m: getattr(self, f"feat_{m}") for m in self.modality_names}
+        return {m: getattr(self, f"feat_{k}") for k, m in enumerate(self.modality_names)}
 
     def item_ego(self) -> Tensor:
         """``(I, R)``: ID embeddings plus the fused content (so cold items are represented)."""

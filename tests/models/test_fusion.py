@@ -122,3 +122,13 @@ def test_semantic_coupling_term_in_the_loss():
     assert loss.item() == pytest.approx(parts["bpr"] + parts["coupling"], rel=1e-5)
     loss.backward()
     assert m.coupling.weight.grad.abs().sum() > 0
+
+
+def test_modality_names_with_dots():
+    d = planted(n_users=20, n_items=15, per_user=4, held_out=1)
+    feats = {"text-bert.v2": d.features["text"], "image.clip": d.features["image"]}
+    for fusion in ["early", "late"]:
+        m = build_model(ModelConfig(encoder="mf", fusion=fusion, dim=4), n_users=20, n_items=15,
+                        mode_cardinalities=[], train_users=d.train_users, train_items=d.train_items, features=feats)
+        assert set(m.fusion_weights()) >= {"text-bert.v2", "image.clip"}
+        assert m.full_sort_predict(torch.arange(3), torch.zeros(3, 0, dtype=torch.long)).shape == (3, 15)
