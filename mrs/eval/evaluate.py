@@ -132,7 +132,7 @@ class Evaluator:
                                          cfg.n_sampled, gen)
         return rank_topk(score_fn, q.users, q.modes, self.k_max, seen=q.seen,
                          batch_size=cfg.batch_size, device=device, candidates=candidates,
-                         progress=progress)
+                         progress=progress, n_items=self.n_items)
 
     def score(self, topk: np.ndarray, ci: bool = True) -> EvalResult:
         """Metrics per slice (and bootstrap intervals) from ranked lists ``(Q, K_max)``."""

@@ -97,7 +97,7 @@ def sample_candidates(n_items: int, users: np.ndarray, truth_pos: np.ndarray, tr
 def rank_topk(score_fn: ScoreFn, users: np.ndarray, modes: np.ndarray, k: int, *,
               seen: Csr | None = None, batch_size: int = 4096, device: torch.device | str = "cpu",
               candidates: Callable[[slice], Tensor] | None = None,
-              progress: bool | None = None) -> np.ndarray:
+              progress: bool | None = None, n_items: int | None = None) -> np.ndarray:
     """Top-``k`` item indices ``(Q, k)`` (int64, best first) for each query ``(users[q], modes[q])``.
 
     ``seen``: per-user items to exclude (set to -inf). ``candidates(batch_slice)`` optionally
@@ -114,6 +114,9 @@ def rank_topk(score_fn: ScoreFn, users: np.ndarray, modes: np.ndarray, k: int, *
     for s in tqdm(starts, desc="ranking", unit="batch", disable=not show, leave=False):
         sl = slice(s, min(s + batch_size, Q))
         scores = score_fn(users_t[sl].to(device), modes_t[sl].to(device))   # (B, n_items)
+        if scores.shape[0] != sl.stop - sl.start or (n_items is not None and scores.shape[1] != n_items):
+            raise MrsError(f"score_fn returned scores of shape {tuple(scores.shape)}, expected "
+                           f"({sl.stop - sl.start}, {n_items}): is the model built for this dataset?")
         if scores.dtype in (torch.float16, torch.bfloat16):
             scores = scores.float()
         elif not scores.is_floating_point():

@@ -193,3 +193,9 @@ def test_exposure_coverage_and_tail_share(tmp_path):
     assert ex["cold_share@2"] == pytest.approx(0.5) and ex["head_share@1"] == pytest.approx(0.25)
     res = ev.score(topk, ci=False)
     assert res.exposure == ex and metrics_json({"test": res})["exposure"]["test"] == ex
+
+
+def test_scores_of_the_wrong_width_are_refused(tmp_path):
+    ds = tiny(tmp_path)
+    with pytest.raises(MrsError, match=r"shape \(3, 7\), expected \(3, 6\)"):
+        evaluate(lambda u, m: torch.zeros(len(u), 7), ds, "test", EvalConfig(ks=[2]))
