@@ -136,12 +136,12 @@ def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool =
                desc=f"{cfg.modality}:{cfg.encoder_name()}", disable=not progress, smoothing=0.1)
     stop_after = int(os.environ.get(STOP_ENV, "0") or 0)
     runner = _encode_text if cfg.modality == "text" else _encode_images
-    for i, (s, e, feats, status, digest) in enumerate(runner(enc, items, todo, cfg, root, meta, device)):
+    chunks_out = runner(enc, items, todo, cfg, root, meta, device, bar.update)  # bar ticks per batch
+    for i, (s, e, feats, status, digest) in enumerate(chunks_out):
         with atomic_path(work / f"chunk-{s:010d}.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, features=feats.astype(cfg.dtype), status=status.astype(np.int8),
                          digest=np.array(digest))
-        bar.update(e - s)
         if stop_after and i + 1 >= stop_after:
             os._exit(3)  # simulated kill: nothing after this point runs
     bar.close()
@@ -184,7 +184,7 @@ def _texts_ok(texts: list) -> tuple[list[str], np.ndarray]:
     return clean, ok
 
 
-def _encode_text(enc, items: pd.DataFrame, todo, cfg: ExtractConfig, root, meta, device):
+def _encode_text(enc, items: pd.DataFrame, todo, cfg: ExtractConfig, root, meta, device, tick):
     import torch
 
     texts_all = items["text"].tolist()
@@ -199,44 +199,50 @@ def _encode_text(enc, items: pd.DataFrame, todo, cfg: ExtractConfig, root, meta,
             tok = {k: v.to(device) for k, v in enc.tokenize([texts[j] for j in sel]).items()}
             with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
                 feats[sel] = enc(**tok).cpu().numpy()
+            tick(len(sel))
+        tick(int((~ok).sum()))
         status = np.where(ok, STATUS.index("ok"), STATUS.index("empty_text"))
         digest = hashlib.sha256("\x00".join(t if o else "" for t, o in zip(texts, ok)).encode()).hexdigest()
         yield s, e, feats, status, digest
 
 
-def _encode_images(enc, items: pd.DataFrame, todo, cfg: ExtractConfig, root: Path, meta, device):
+def _encode_images(enc, items: pd.DataFrame, todo, cfg: ExtractConfig, root: Path, meta, device, tick):
     import torch
     from torch.utils.data import DataLoader
 
-    from mrs.features.image import ImageItems, worker_init
+    from mrs.features.image import ImageItems, path_status, worker_init
 
     image_root = cfg.image_root or meta.get("image_root") or str(root)
     if not Path(image_root).is_dir():
         raise MrsError(f"--image-root {image_root}: not a directory")
-    size = tuple(enc.data_config["input_size"])
-    ds = ImageItems(items["image"].tolist(), image_root, enc.transform, size)
-    # Batches never straddle a chunk, so each chunk's batches are the same on every run.
-    batches = [list(range(b, min(b + cfg.batch_size, e))) for s, e in todo for b in range(s, e, cfg.batch_size)]
+    paths = items["image"].tolist()
+    pre = np.array([path_status(p) for p in paths], dtype=np.int8)  # no path / URL: known without I/O
+    ds = ImageItems(paths, image_root, enc.transform, tuple(enc.data_config["input_size"]))
+    # Only items with a file to read go to the workers. Batches never straddle a chunk, so each
+    # chunk's batches are the same on every run (and a resumed run matches an uninterrupted one).
+    per_chunk = [np.flatnonzero(pre[s:e] == 0) + s for s, e in todo]
+    batches = [idx[b:b + cfg.batch_size].tolist() for idx in per_chunk for b in range(0, len(idx), cfg.batch_size)]
     workers = cfg.workers if cfg.workers >= 0 else max(1, (os.cpu_count() or 2) - 1)
-    loader = DataLoader(ds, batch_sampler=batches, num_workers=workers, worker_init_fn=worker_init,
-                        pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None,
-                        persistent_workers=False)
+    loader = DataLoader(ds, batch_sampler=batches, num_workers=workers if batches else 0,
+                        worker_init_fn=worker_init, pin_memory=device.type == "cuda",
+                        prefetch_factor=4 if workers and batches else None)
     it = iter(loader)
-    for s, e in todo:
-        feats = np.zeros((e - s, enc.dim), dtype=np.float32)
-        status = np.zeros(e - s, dtype=np.int8)
-        digests = []
-        for b in range(s, e, cfg.batch_size):
-            x, st, dg = next(it)
-            st = st.numpy()
-            ok = st == 0
+    for (s, e), idx in zip(todo, per_chunk):
+        feats = np.zeros((e - s, enc.dim), dtype=np.float32)  # (C, d)
+        status = pre[s:e].copy()
+        digests = [""] * (e - s)
+        tick(int(e - s - len(idx)))
+        for b in range(0, len(idx), cfg.batch_size):
+            x, st, dg = next(it)  # (B, 3, H, W), (B,), B digests
+            rows = idx[b:b + cfg.batch_size] - s
+            ok = st.numpy() == 0
             if ok.any():
                 with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-                    y = enc(x[torch.from_numpy(ok)].to(device, non_blocking=True)).cpu().numpy()
-                rows = np.flatnonzero(ok) + (b - s)
-                feats[rows] = y
-            status[b - s:b - s + len(st)] = st
-            digests.extend(dg)
+                    feats[rows[ok]] = enc(x[torch.from_numpy(ok)].to(device, non_blocking=True)).cpu().numpy()
+            status[rows] = st.numpy()
+            for r, d in zip(rows, dg):
+                digests[r] = d
+            tick(len(rows))
         yield s, e, feats, status, hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 

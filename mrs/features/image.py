@@ -110,6 +110,15 @@ def load_rgb(data: bytes):
         return img.convert("RGB")
 
 
+def path_status(p) -> int:
+    """Status known from the path alone: ``no_image`` (null/blank), ``url_not_downloaded``, else 0."""
+    if p is None or isinstance(p, float) or not str(p).strip():  # float: pandas NaN
+        return STATUS.index("no_image")
+    if str(p).startswith(("http://", "https://")):
+        return STATUS.index("url_not_downloaded")
+    return 0
+
+
 class ImageItems(torch.utils.data.Dataset):
     """Item ``i`` -> (pixels (3, H, W), status code, sha256 of the file bytes); never raises on bad input.
 
@@ -125,11 +134,9 @@ class ImageItems(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         p = self.paths[i]
         blank = torch.zeros(self.size)
-        if p is None or (isinstance(p, float)) or not str(p).strip():
-            return blank, STATUS.index("no_image"), ""
+        if code := path_status(p):
+            return blank, code, ""
         p = str(p)
-        if p.startswith(("http://", "https://")):
-            return blank, STATUS.index("url_not_downloaded"), ""
         full = Path(self.root, p) if self.root and not os.path.isabs(p) else Path(p)
         try:
             data = full.read_bytes()

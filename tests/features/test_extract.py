@@ -91,6 +91,31 @@ extract(sys.argv[1], ExtractConfig(modality="image", encoder="test_efficientnet"
 """
 
 
+class _Killed(BaseException):
+    pass
+
+
+def test_resume_after_interruption_in_process(dataset_factory, images_factory, tmp_path, monkeypatch, caplog):
+    """Fast variant: the stop hook's os._exit is turned into an exception (workers=0: no forks)."""
+    names = images_factory(tmp_path / "img", 10)
+    ds = dataset_factory(tmp_path / "ds", [f"i{k}" for k in range(10)], images=names, image_root=tmp_path / "img")
+    cfg = {**TINY, "batch_size": 2, "chunk_size": 4}
+    monkeypatch.setenv("MRS_FEATURES_STOP_AFTER", "1")
+    monkeypatch.setattr(os, "_exit", lambda code: (_ for _ in ()).throw(_Killed(code)))
+    with pytest.raises(_Killed):
+        extract(ds, ExtractConfig(**cfg, out=str(tmp_path / "r.h5")), progress=False)
+    assert len(list((tmp_path / ".r.h5.work").glob("chunk-*.npz"))) == 1
+    monkeypatch.delenv("MRS_FEATURES_STOP_AFTER")
+    with caplog.at_level(logging.INFO, logger="mrs.features.extract"):
+        extract(ds, ExtractConfig(**cfg, out=str(tmp_path / "r.h5")), progress=False)
+    assert "1 of 3 chunks already done" in caplog.text
+    a = read_store(tmp_path / "r.h5")
+    b = read_store(Path(extract(ds, ExtractConfig(**cfg, out=str(tmp_path / "w.h5")), progress=False)["store"]))
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[3]["input_checksum"] == b[3]["input_checksum"]
+
+
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_same_store(dataset_factory, images_factory, tmp_path, caplog):
     names = images_factory(tmp_path / "img", 18)
     names[5] = "missing.jpg"
@@ -115,14 +140,16 @@ def test_kill_and_resume_gives_the_same_store(dataset_factory, images_factory, t
 
 
 def test_shards_merge_to_the_unsharded_store(dataset_factory, images_factory, tmp_path):
-    texts = ["red cotton shirt", "", "blue denim jeans", "   ", "black leather boots", "green wool scarf", "x"]
-    ds = dataset_factory(tmp_path / "ds", [f"t{k}" for k in range(7)], texts=texts)
-    base = dict(modality="text", chunk_size=2, batch_size=2, store="lmdb")
+    names = images_factory(tmp_path / "img", 7)
+    names[1], names[3] = None, "gone.jpg"
+    ds = dataset_factory(tmp_path / "ds", [f"t{k}" for k in range(7)], images=names, image_root=tmp_path / "img")
+    base = dict(**{**TINY, "batch_size": 2}, chunk_size=2, store="lmdb")
     whole = read_store(Path(extract(ds, ExtractConfig(**base), progress=False)["store"]))
     for k in range(3):
         extract(ds, ExtractConfig(**base, shard=f"{k}/3"), progress=False)
-    shards = find_shards(ds / "features", "text-minilm")
-    assert [p.name for p in shards] == [f"text-minilm.shard-{k}-of-3.lmdb" for k in range(3)]
+    shards = find_shards(ds / "features", "image-test_efficientnet")
+    assert [p.name for p in shards] == [f"image-test_efficientnet.shard-{k}-of-3.lmdb" for k in range(3)]
+    assert [len(read_store(p)[0]) for p in shards] == [2, 2, 3]  # chunk-aligned: chunks 0 | 1 | 2-3
     with pytest.raises(MrsError, match="another item list|shard 0/3"):
         load_features(ds, shards[0])
     with pytest.raises(MrsError, match=r"shards \[2\] of 3 are missing"):
@@ -132,7 +159,7 @@ def test_shards_merge_to_the_unsharded_store(dataset_factory, images_factory, tm
     np.testing.assert_array_equal(merged[1], whole[1])
     assert merged[3]["input_checksum"] == whole[3]["input_checksum"]
     rep = json.loads(report_path(tmp_path / "m.h5").read_text())
-    assert rep["problems"]["empty_text"] == {"count": 2, "first_ids": ["t1", "t3"]}
+    assert rep["problems"]["no_image"] == {"count": 1, "first_ids": ["t1"]} and rep["present"] == 5
 
 
 def test_minilm_text_features(dataset_factory, images_factory, tmp_path):
