@@ -101,8 +101,10 @@ class FreedomEncoder(LightGCNEncoder):
 
     def graph(self) -> tuple[Tensor, Tensor]:
         if self.training and self.edge_drop > 0:
-            if self.pruned is None or self.pruned[0].device != self.r_ui.device:
+            if self.pruned is None:  # no on_epoch_start yet: draw from the global RNG
                 self.resample()
+            elif self.pruned[0].device != self.r_ui.device:  # model moved after on_epoch_start
+                self.pruned = tuple(b.to(self.r_ui.device) for b in self.pruned)
             return self.pruned
         return self.r_ui, self.r_iu
 
