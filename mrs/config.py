@@ -30,7 +30,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise MrsError(f"override {item!r} has an empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() != "" else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # e.g. an impossible date like 2020-13-01: keep the string
         value = raw
     return key.split("."), value
 

@@ -41,3 +41,10 @@ def test_bad_choice_and_type():
 
 def test_valid_keys():
     assert valid_keys(Cfg) == ["model.encoder", "model.dim", "lr", "tags"]
+
+
+def test_unparseable_yaml_value_stays_a_string():
+    @dataclass
+    class C:
+        start: str = ""
+    assert load_config(C, overrides=["start=2020-13-01"]).start == "2020-13-01"

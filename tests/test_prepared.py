@@ -39,3 +39,18 @@ def test_mode_out_of_range_writes_nothing(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(MrsError, match="dataset.json"):
         load_prepared(tmp_path)
+
+
+def test_atomic_dir_is_world_readable(tmp_path):
+    import os
+    from mrs.io import atomic_dir
+    with atomic_dir(tmp_path / "x") as t:
+        (t / "f").write_text("1")
+    assert (os.stat(tmp_path / "x").st_mode & 0o777) == 0o777 & ~_umask()
+
+
+def _umask():
+    import os
+    m = os.umask(0)
+    os.umask(m)
+    return m
