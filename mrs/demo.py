@@ -23,7 +23,7 @@ from mrs.errors import MrsError
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {  # users, items, interactions: "small" finishes in minutes on 2 CPU cores
     "tiny": (300, 400, 6000),
-    "small": (2000, 1500, 60000),
+    "small": (3000, 2000, 100000),
     "medium": (20000, 10000, 600000),
 }
 
@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         _mrs(["synth", "--format", "hm", "--out", str(raw), "--users", str(users), "--items", str(items),
               "--interactions", str(inter), "--seed", str(args.seed)])
     if not (prepared / "dataset.json").is_file():
-        _mrs(["prepare", "hm", "--raw", str(raw), "--out", str(prepared)])
+        # 4-week valid and test windows: at this size Kaggle's 1-week windows hold too few queries
+        _mrs(["prepare", "hm", "--raw", str(raw), "--out", str(prepared), "--set", "valid_days=28",
+              "--set", "test_days=28"])
     feats = prepared / "features"
     if not list(feats.glob("text-*.h5")):
         _mrs(["features", "text", "--dataset", str(prepared)])
