@@ -26,7 +26,7 @@ def _counting(fn, calls: list, fail_at: int | None = None):
     return wrapped
 
 
-def test_offline_grid_sweep(tmp_path, tiny_data, make_spec):
+def test_offline_grid_sweep(tmp_path, tiny_data, make_spec, read_record):
     spec = make_spec(tmp_path, tiny_data)
     out = tmp_path / "sweep"
     evals: list = []
@@ -40,7 +40,7 @@ def test_offline_grid_sweep(tmp_path, tiny_data, make_spec):
     runs = _wandb_dirs(out / "trials")
     assert len(runs) == 4
     assert {r.parents[1].name for r in runs} == {"t000", "t001", "t002", "t003"}
-    blob = next(runs[0].glob("run-*.wandb")).read_bytes()
+    blob = read_record(runs[0])
     assert b"tiny" in blob and b"valid/recall@20" in blob
     assert b"model.encoder" in blob          # swept values as flat keys, as an agent's trial
     # each trial's value is its own metrics.json's validation recall@20; no test was read
@@ -67,7 +67,7 @@ def test_offline_grid_sweep(tmp_path, tiny_data, make_spec):
     assert yaml.safe_load((out / "base.yaml").read_text())["data"]["dir"] == str(tiny_data)
     # plus one sweep-summary W&B run beside them: the trials table, the plot, the test metrics
     (summary_run,) = _wandb_dirs(out / "wandb")
-    blob = next(summary_run.glob("run-*.wandb")).read_bytes()
+    blob = read_record(summary_run)
     assert b"sweep-summary" in blob and b"test/all/recall@20" in blob
     assert list(summary_run.glob("files/media/table/trials_*.table.json"))
     # running it again does nothing new: every trial is done, test not re-read

@@ -12,7 +12,7 @@ SMALL = ["train.epochs=2", "train.batch_size=256", "model.dim=8", "model.layers=
          "eval.ks=[10,20]", "eval.bootstrap=0"]
 
 
-def test_run_train_logs_to_offline_wandb(tmp_path, monkeypatch, caplog):
+def test_run_train_logs_to_offline_wandb(tmp_path, monkeypatch, caplog, read_record):
     monkeypatch.setenv("WANDB_MODE", "offline")
     data = make_prepared(tmp_path / "data", n_users=50, n_items=60, n_interactions=1000)
     cfg = load_train_config(None, [f"data.dir={data}", *SMALL])
@@ -20,7 +20,7 @@ def test_run_train_logs_to_offline_wandb(tmp_path, monkeypatch, caplog):
         metrics = run_train(cfg, tmp_path / "run", logger=make_logger(True, project="mrs-test"))
     assert not caplog.records               # every hook the trainer used worked
     (run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
-    blob = next(run.glob("run-*.wandb")).read_bytes()
+    blob = read_record(run)
     assert b"valid/recall@20" in blob and b"epoch" in blob and b"provenance" in blob
     assert b"test/all/recall@20" in blob     # the summary: metrics.json flattened
     assert list(run.glob("files/media/table/test_slices_*.table.json"))

@@ -52,7 +52,7 @@ def test_provenance_has_git_and_versions():
     assert commit is None or len(commit) == 40
 
 
-def test_offline_run_inside_run_dir(tmp_path, monkeypatch):
+def test_offline_run_inside_run_dir(tmp_path, monkeypatch, read_record):
     monkeypatch.setenv("WANDB_MODE", "offline")
     run_dir = tmp_path / "run"
     lg = make_logger(True, project="mrs-test")
@@ -72,8 +72,7 @@ def test_offline_run_inside_run_dir(tmp_path, monkeypatch):
     lg.finish()                                       # idempotent
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    (record,) = runs[0].glob("run-*.wandb")
-    blob = record.read_bytes()
+    blob = read_record(runs[0])
     # The transaction log carries the config (with provenance), epochs and the summary.
     assert b"lightgcn" in blob and b"provenance" in blob and b"valid/recall@20" in blob
     assert b"all/recall@20" in blob and b"0.3125" in blob
