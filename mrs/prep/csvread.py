@@ -140,8 +140,9 @@ def _empty_mask(col: pa.ChunkedArray) -> np.ndarray:
             idx = chunk.indices.fill_null(0).to_numpy()
             parts.append(null | dict_empty[idx] if len(dict_empty) else null)
         elif pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
-            e = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(chunk), ""), True)
-            parts.append(null | np.asarray(e.to_numpy(zero_copy_only=False), dtype=bool))
+            # length 0 or all whitespace; neither allocates a trimmed copy of the strings
+            e = pc.or_(pc.equal(pc.utf8_length(chunk), 0), pc.utf8_is_space(chunk))
+            parts.append(null | np.asarray(pc.fill_null(e, True).to_numpy(zero_copy_only=False), dtype=bool))
         else:
             parts.append(null)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
