@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--entity", default=None, help="W&B entity (team or user)")
     p.add_argument("--offline", action="store_true",
                    help="run locally even when logged in to W&B")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the spec and list the trials (grid/random) without running")
     p.set_defaults(func=run)
 
 
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     sweep = Sweep(args.spec, out, count=args.count, use_wandb=not args.no_wandb,
                   overrides=args.overrides, seed=args.seed, project=args.project,
                   entity=args.entity)
+    if args.dry_run:
+        return _dry_run(sweep)
     result = sweep.run(online=False if args.offline else None)
     sel = result["selected"]
     print(f"sweep {sweep.spec.name}: {len(result['trials'])} trials in {out}; summary: "
@@ -44,3 +48,22 @@ def run(args: argparse.Namespace) -> int:
     if sel:
         print(f"selected {sel['id']}: {sweep.spec.metric}={sel['value']:.4f} {sel['params']}")
     return 0 if sel else 1
+
+
+def _dry_run(sweep) -> int:
+    """Print what would run; nothing is written."""
+    from mrs.sweep.propose import make_proposer
+
+    spec, st = sweep.spec, sweep.state
+    print(f"sweep {spec.name}: method {spec.method}, {sweep.count} trials, selecting "
+          f"{spec.goal} {spec.metric}; fixed: {spec.fixed or '-'}")
+    if spec.method == "bayes":
+        print("bayes: each trial's parameters depend on the previous results")
+        return 0
+    proposer = make_proposer(spec, sweep.seed)
+    for k in range(sweep.count):
+        tid = st.trial_id(k)
+        done = st.trials.get(tid, {}).get("status", "todo")
+        params = {p.key: proposer.propose(k)[p.key] for p in spec.swept}
+        print(f"{tid} [{done}] " + " ".join(f"{key}={v}" for key, v in params.items()))
+    return 0

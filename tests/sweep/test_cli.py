@@ -75,3 +75,17 @@ def test_sigkill_mid_sweep_then_resume(tmp_path, tiny_data, make_spec):
         assert len(list((out / "trials" / t).rglob("offline-run-*"))) == 1
     assert state["selected"]["id"] in {t for t in state["trials"]} and state["selected"]["test"]
     assert "selected" in r.stdout
+
+
+def test_dry_run_lists_trials_and_writes_nothing(tmp_path, tiny_data, make_spec, capsys):
+    from mrs.cli import main
+
+    spec = make_spec(tmp_path, tiny_data)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("sweep tiny: method grid, 4 trials")
+    assert lines[1:] == ["t000 [todo] model.encoder=mf train.lr=0.05",
+                         "t001 [todo] model.encoder=mf train.lr=0.001",
+                         "t002 [todo] model.encoder=lightgcn train.lr=0.05",
+                         "t003 [todo] model.encoder=lightgcn train.lr=0.001"]
+    assert not (tmp_path / "out").exists()
