@@ -121,6 +121,9 @@ class Sweep:
         # the configs beside the results: the spec as run, and the base every trial starts from
         save_config(self.spec.raw, self.out / "sweep.yaml")
         save_config(self.base, self.out / "base.yaml")
+        from mrs.tracking import provenance
+        self.state.data.setdefault("provenance", []).append(provenance())  # one per invocation
+        self.state.save()
         if online:
             from mrs.sweep.online import run_agent
             run_agent(self)

@@ -64,6 +64,8 @@ def test_offline_grid_sweep(tmp_path, tiny_data, make_spec, read_record):
     assert f"Selected: {best['id']}" in md and "Test metrics" in md
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
     assert yaml.safe_load((out / "sweep.yaml").read_text())["method"] == "grid"
+    (prov,) = json.loads((out / "state.json").read_text())["provenance"]
+    assert prov["versions"]["torch"] and "commit" in prov["git"]
     assert yaml.safe_load((out / "base.yaml").read_text())["data"]["dir"] == str(tiny_data)
     # plus one sweep-summary W&B run beside them: the trials table, the plot, the test metrics
     (summary_run,) = _wandb_dirs(out / "wandb")
