@@ -85,13 +85,32 @@ class Sweep:
                 checks.append({**spec.fixed, p.key: v})
         for params in checks:
             cfg = trial_config(self.config_cls, self.base, params, spec, "check", False)
-        data_dir = getattr(getattr(cfg, "data", None), "dir", None)
-        if data_dir == "":
-            raise MrsError(f"{spec.path}: config key 'data.dir' is empty: set it in base_config, "
-                           f"a 'data.dir: {{value: ...}}' parameter or --set data.dir=DIR")
-        if data_dir and not Path(data_dir).is_dir():
-            raise MrsError(f"{spec.path}: config key 'data.dir': {data_dir} is not a directory")
+            data_dir = getattr(getattr(cfg, "data", None), "dir", None)
+            if data_dir == "":
+                raise MrsError(f"{spec.path}: config key 'data.dir' is empty: set it in "
+                               f"base_config, a 'data.dir: {{value: ...}}' parameter or "
+                               f"--set data.dir=DIR")
+            if data_dir and not Path(data_dir).is_dir():
+                raise MrsError(f"{spec.path}: config key 'data.dir': {data_dir} is not a "
+                               f"directory")
+            self._check_metric(cfg)
         return cfg
+
+    def _check_metric(self, cfg: Any) -> None:
+        """``valid/[slice/]name@k`` must be something the evaluation computes (eval.ks,
+        eval.metrics, eval.slices), or every trial would fail at its first validation."""
+        ev = getattr(cfg, "eval", None)
+        parts = self.spec.metric.split("/")
+        if ev is None or len(parts) not in (2, 3) or "@" not in parts[-1]:
+            return
+        name, _, k = parts[-1].partition("@")
+        where = f"{self.spec.path}: key 'metric.name' ({self.spec.metric!r})"
+        if not k.isdigit() or int(k) not in ev.ks:
+            raise MrsError(f"{where}: k={k} is not in eval.ks={ev.ks}")
+        if name not in ev.metrics:
+            raise MrsError(f"{where}: {name!r} is not in eval.metrics={ev.metrics}")
+        if len(parts) == 3 and parts[1] not in ev.slices:
+            raise MrsError(f"{where}: slice {parts[1]!r} is not in eval.slices={ev.slices}")
 
     def _resolve_count(self, count: int | None) -> int:
         size = make_proposer(self.spec, self.seed).size() if self.spec.method == "grid" else None

@@ -172,3 +172,12 @@ def test_random_and_bayes_offline(tmp_path, tiny_data, make_spec, method):
     assert result["selected"]["id"] == best["id"]
     with pytest.raises(MrsError, match="--count"):   # random/bayes need a budget
         Sweep(spec, tmp_path / "other", use_wandb=False)
+
+
+def test_uncomputable_metric_fails_before_any_trial(tmp_path, tiny_data, make_spec):
+    spec = make_spec(tmp_path, tiny_data, metric={"name": "valid/ndcg@50", "goal": "maximize"})
+    with pytest.raises(MrsError, match=r"metric\.name.*k=50 is not in eval\.ks=\[10, 20\]"):
+        Sweep(spec, tmp_path / "sweep", use_wandb=False)
+    spec = make_spec(tmp_path, tiny_data, metric={"name": "valid/tail/mrr@20", "goal": "maximize"})
+    with pytest.raises(MrsError, match=r"'mrr' is not in eval\.metrics"):
+        Sweep(spec, tmp_path / "sweep", use_wandb=False)
