@@ -48,6 +48,13 @@ def to_csr(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -
         return coo.coalesce().to_sparse_csr()
 
 
+def csr_from_parts(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """Wrap CSR parts as a sparse tensor (no copy, no invariant check: they came from ``to_csr``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
 def transpose(a: Tensor) -> Tensor:
     """CSR transpose (as CSR), for the backward pass of a non-symmetric graph."""
     coo = a.to_sparse_coo().coalesce()

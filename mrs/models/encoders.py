@@ -10,6 +10,23 @@ from torch import Tensor, nn
 from mrs import graph
 
 
+class CSR(nn.Module):
+    """A fixed sparse CSR matrix held as three dense, non-persistent buffers (row pointers,
+    columns, values): the module deep-copies, moves between devices and saves like any other
+    (sparse CSR buffers do not deep-copy), and is rebuilt from data, not checkpointed.
+    ``csr()`` wraps the buffers as a CSR tensor (no copy)."""
+
+    def __init__(self, a: Tensor):
+        super().__init__()
+        self.shape = tuple(a.shape)
+        self.register_buffer("crow", a.crow_indices(), persistent=False)
+        self.register_buffer("col", a.col_indices(), persistent=False)
+        self.register_buffer("val", a.values(), persistent=False)
+
+    def csr(self) -> Tensor:
+        return graph.csr_from_parts(self.crow, self.col, self.val, self.shape)
+
+
 class MFEncoder(nn.Module):
     """Matrix factorisation: the ego embeddings are the output."""
 
@@ -38,13 +55,11 @@ class LightGCNEncoder(nn.Module):
 
     def __init__(self, r_ui: Tensor, r_iu: Tensor, layers: int):
         super().__init__()
-        # Rebuilt from the data by build_model, so not checkpointed.
-        self.register_buffer("r_ui", r_ui, persistent=False)
-        self.register_buffer("r_iu", r_iu, persistent=False)
+        self.r_ui, self.r_iu = CSR(r_ui), CSR(r_iu)
         self.layers = layers
 
     def graph(self) -> tuple[Tensor, Tensor]:
-        return self.r_ui, self.r_iu
+        return self.r_ui.csr(), self.r_iu.csr()
 
     def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
         r_ui, r_iu = self.graph()
@@ -85,34 +100,33 @@ class FreedomEncoder(LightGCNEncoder):
         self.register_buffer("users", users, persistent=False)
         self.register_buffer("items", items, persistent=False)
         self.register_buffer("edge_weights", edge_weights, persistent=False)
-        self.register_buffer("item_adj", item_adj, persistent=False)
-        self.register_buffer("item_adj_t", None if item_adj is None else
-                             graph.transpose(item_adj), persistent=False)
-        self.pruned: tuple[Tensor, Tensor] | None = None
+        self.item_adj = None if item_adj is None else CSR(item_adj)
+        self.item_adj_t = None if item_adj is None else CSR(graph.transpose(item_adj))
+        self.pruned_ui: CSR | None = None  # this epoch's pruned graph (R̂, R̂ᵀ)
+        self.pruned_iu: CSR | None = None
 
     def resample(self, generator: torch.Generator | None = None) -> None:
         """Draw this epoch's pruned graph (called from ``on_epoch_start``)."""
         if self.edge_drop <= 0:
-            self.pruned = None
             return
-        blocks = graph.pruned_blocks(self.users.cpu(), self.items.cpu(), self.n_users, self.n_items,
-                                     self.edge_weights.cpu(), self.edge_drop, generator)
-        self.pruned = tuple(b.to(self.r_ui.device) for b in blocks)
+        r_ui, r_iu = graph.pruned_blocks(self.users.cpu(), self.items.cpu(), self.n_users, self.n_items,
+                                         self.edge_weights.cpu(), self.edge_drop, generator)
+        device = self.users.device
+        self.pruned_ui, self.pruned_iu = CSR(r_ui).to(device), CSR(r_iu).to(device)
 
     def graph(self) -> tuple[Tensor, Tensor]:
         if self.training and self.edge_drop > 0:
-            if self.pruned is None:  # no on_epoch_start yet: draw from the global RNG
+            if self.pruned_ui is None:  # no on_epoch_start yet: draw from the global RNG
                 self.resample()
-            elif self.pruned[0].device != self.r_ui.device:  # model moved after on_epoch_start
-                self.pruned = tuple(b.to(self.r_ui.device) for b in self.pruned)
-            return self.pruned
-        return self.r_ui, self.r_iu
+            return self.pruned_ui.csr(), self.pruned_iu.csr()  # submodules: they follow .to()
+        return self.r_ui.csr(), self.r_iu.csr()
 
     def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
         user_emb, item_emb = super().forward(user_ego, item_ego)
         if self.item_adj is not None and self.item_weight != 0:
+            s, s_t = self.item_adj.csr(), self.item_adj_t.csr()
             h = item_ego
             for _ in range(self.item_layers):
-                h = graph.spmm(self.item_adj, h, self.item_adj_t)  # (I, r)
+                h = graph.spmm(s, h, s_t)  # (I, r)
             item_emb = item_emb + self.item_weight * h
         return user_emb, item_emb
