@@ -46,8 +46,8 @@ class NegativeSampler:
         self.strategy, self.candidates, self.pick, self.temperature = strategy, candidates, pick, temperature
         users = torch.as_tensor(np.asarray(train_users)).long()
         items = torch.as_tensor(np.asarray(train_items)).long()
-        if users.numel() and (items.min() < 0 or items.max() >= n_items):
-            raise MrsError(f"negative sampler: train item ids must lie in [0, {n_items})")
+        if users.numel() and (items.min() < 0 or items.max() >= n_items or users.min() < 0):
+            raise MrsError(f"negative sampler: train ids must be >= 0 and items < n_items={n_items}")
         self.keys = torch.unique(users * self.n_items + items)  # (E,) sorted int64
         key_users = self.keys // self.n_items
         n_users = int(key_users[-1]) + 1 if self.keys.numel() else 0
