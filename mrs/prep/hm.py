@@ -145,7 +145,8 @@ def prepare_hm(cfg: HMConfig) -> Path:
                           **mode_cols, "split": split})
 
     log.info("hm: ids, modes and split done at %.1f s", time.perf_counter() - t0)
-    items, item_counts = build_items(art_path, art_ids, raw / "images" if cfg.images else None)
+    items, item_counts = build_items(art_path, art_ids, raw / "images" if cfg.images else None,
+                                     cfg.max_bad_frac)
     users = pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids})
     paths = [tx_path, art_path] + ([raw / "customers.csv"] if (raw / "customers.csv").is_file() else [])
     checksum, kind = input_checksum(paths, cfg.checksum)
@@ -160,9 +161,13 @@ def prepare_hm(cfg: HMConfig) -> Path:
     return out
 
 
-def build_items(art_path: Path, art_ids: np.ndarray, image_dir: Path | None) -> tuple[pd.DataFrame, dict]:
-    """items.parquet rows for the traded ``art_ids`` (int64, ascending) and their counts."""
-    bad = BadRows(str(art_path), max_frac=1.0)            # a broken article row only costs its text
+def build_items(art_path: Path, art_ids: np.ndarray, image_dir: Path | None,
+                max_bad_frac: float = 0.01) -> tuple[pd.DataFrame, dict]:
+    """items.parquet rows for the traded ``art_ids`` (int64, ascending) and their counts.
+
+    A skipped article row only costs that article its text (it is kept, like an unlisted one).
+    """
+    bad = BadRows(str(art_path), max_frac=max_bad_frac)
     fields = list(dict.fromkeys(TEXT_FIELDS + ATTR_FIELDS))
     a = read_csv_typed(art_path, {"article_id": pa.int64(), **{f: pa.string() for f in fields}},
                        bad, required=["article_id"], nonempty=["article_id"],

@@ -125,7 +125,8 @@ def read_reviews_jsonl(path: Path, bad: BadRows, chunk_lines: int = 500_000
         for lines, numbers in _chunks(f, chunk_lines):
             t, rows_lines = _parse_chunk(lines, numbers, bad)
             bad.total += t.num_rows
-            item = pc.coalesce(t["parent_asin"], t["asin"])
+            parent = t["parent_asin"]                    # "" falls back to asin, like a missing one
+            item = pc.coalesce(pc.if_else(pc.equal(parent, ""), None, parent), t["asin"])
             checks = [(_mask(pc.equal(pc.utf8_trim_whitespace(t["user_id"]), "")), "empty user_id"),
                       (_mask(pc.equal(pc.utf8_trim_whitespace(item), "")), "empty parent_asin"),
                       (_mask(pc.is_null(t["timestamp"])), "missing timestamp")]
