@@ -130,3 +130,11 @@ def test_real_meta_sample(shared_data, tmp_path):
     assert d.meta["n_items_without_meta"] == 0
     assert (d.items.text.str.len() > 20).all()
     assert d.items.image_url.str.startswith("https://").mean() > 0.9
+
+
+def test_empty_parent_asin_falls_back_to_asin(tmp_path):
+    r = json.loads(_review("u1", "P", 0))
+    r.update(parent_asin="", asin="X")
+    rev = _write(tmp_path / "r.jsonl", [_review("u1", "P", 1), json.dumps(r)])
+    d = load_prepared(prepare_amazon2023(Amazon2023Config(reviews=str(rev), out=str(tmp_path / "d"))))
+    assert sorted(d.items.item_id) == ["P", "X"] and d.meta["bad_rows"]["r.jsonl"]["bad"] == 0
