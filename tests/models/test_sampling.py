@@ -89,3 +89,23 @@ def test_dynamic_negatives_are_harder_than_uniform(pick, trained_mf):
         hard_s = model.score(users, hard, modes, emb).mean()
         easy_s = model.score(users, easy, modes, emb).mean()
     assert hard_s > easy_s + 0.5 * model.score(users, easy, modes, emb).std()
+
+
+def test_dynamic_scores_candidates_under_the_positives_context():
+    """Context 1 reverses every preference, so the hardest of the same candidates under context 1
+    is the easiest under context 0."""
+    d = planted(n_users=30, n_items=40, per_user=5, held_out=1)
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(encoder="mf", dim=8), n_users=d.n_users, n_items=d.n_items,
+                    mode_cardinalities=[2], train_users=d.train_users, train_items=d.train_items).eval()
+    with torch.no_grad():
+        m.scorer.factors[0][1].fill_(-1.0)
+    users = torch.arange(30)
+    args = (d.train_users, d.train_items, d.n_items)
+    cand = NegativeSampler(*args, seed=3).uniform(users, 16)  # the candidates a seed-3 sampler draws
+    ctx0, ctx1 = torch.zeros(30, 1, dtype=torch.long), torch.ones(30, 1, dtype=torch.long)
+    s0 = m.score(users, cand, ctx0)  # (B, M)
+    neg0 = NegativeSampler(*args, seed=3, strategy="dynamic").sample(users, ctx0, m)
+    neg1 = NegativeSampler(*args, seed=3, strategy="dynamic").sample(users, ctx1, m)
+    assert torch.equal(neg0, cand.gather(1, s0.argmax(1, keepdim=True)).squeeze(1))
+    assert torch.equal(neg1, cand.gather(1, s0.argmin(1, keepdim=True)).squeeze(1))
