@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from mrs.errors import MrsError
 from mrs.io import atomic_path
@@ -174,7 +175,9 @@ def knn_adj(features: Tensor, k: int, chunk: int = 2048) -> Tensor:
         raise MrsError(f"knn graph: need at least 2 items and k >= 1 (got {n} items, k={k})")
     present = x.abs().sum(1) > 0
     cols = []
-    for start in range(0, n, chunk):  # row chunks, not nodes: O(I / chunk) iterations
+    chunks = tqdm(range(0, n, chunk), desc=f"item kNN graph (k={k})", unit="chunk", leave=False,
+                  disable=n < 50_000)  # a bar only where it takes a while
+    for start in chunks:  # row chunks, not nodes: O(I / chunk) iterations
         sim = x[start:start + chunk] @ x.T  # (c, I)
         sim[:, ~present] = -float("inf")
         sim[torch.arange(sim.shape[0]), torch.arange(start, start + sim.shape[0])] = -float("inf")
