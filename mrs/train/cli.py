@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -42,8 +43,13 @@ def _train(args: argparse.Namespace) -> int:
     if args.no_wandb:
         cfg.wandb.enabled = False
     logger = make_logger(cfg.wandb.enabled, project=cfg.wandb.project)
-    metrics = run_train(cfg, args.out, logger=logger, resume=args.resume,
-                        evaluate_test=not args.no_test)
+    try:
+        metrics = run_train(cfg, args.out, logger=logger, resume=args.resume,
+                            evaluate_test=not args.no_test)
+    except KeyboardInterrupt:
+        print(f"mrs train: the last finished epoch is checkpointed in {args.out}; continue with "
+              f"the same command plus --resume", file=sys.stderr)
+        raise
     split = "test" if "test" in metrics else "valid"
     m = cfg.train.select_metric
     parts = [f"{s} {m}={v.get(m):.4f}" for s, v in metrics[split].items() if v.get(m) is not None]
