@@ -11,7 +11,8 @@ detail_desc), optionally ``customers.csv`` and ``images/0XX/0XXXXXXXXX.jpg``.
   Articles without an ``articles.csv`` row keep empty text and no image, and are counted.
   ``text`` joins name, type, group, colour, appearance, section, garment group and description.
   ``image`` is ``0XX/0XXXXXXXXX.jpg`` where that file exists under ``DIR/images``.
-- Users are the customers with a (kept) transaction.
+- Users are the customers with a (kept) transaction, with age, club_member_status and
+  fashion_news_frequency from ``customers.csv`` when present (null for unlisted customers).
 - Modes: ``context`` = sales channel; ``time`` = month of ``t_dat`` (or ISO week, or season).
 - Split: temporal; the last ``test_days`` days are test, the ``valid_days`` before valid (Kaggle's
   set-up: predict the next week). Optional window: only the last ``last_weeks`` weeks.
@@ -58,6 +59,7 @@ class HMConfig:
     valid_days: int = 7                        # temporal: the 7 days before valid
     repeats: Literal["keep", "collapse_day", "collapse"] = "keep"
     images: bool = True                        # resolve image paths under raw/images
+    customer_attrs: bool = True                # add age, club status, news frequency from customers.csv
     max_bad_frac: float = 0.01                 # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"  # auto: stat (size+mtime) above 1 GiB
 
@@ -148,6 +150,9 @@ def prepare_hm(cfg: HMConfig) -> Path:
     items, item_counts = build_items(art_path, art_ids, raw / "images" if cfg.images else None,
                                      cfg.max_bad_frac)
     users = pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids})
+    if cfg.customer_attrs and (raw / "customers.csv").is_file():
+        users, missing = add_customer_attrs(users, raw / "customers.csv", cfg.max_bad_frac)
+        item_counts["n_users_without_customer_row"] = missing
     paths = [tx_path, art_path] + ([raw / "customers.csv"] if (raw / "customers.csv").is_file() else [])
     checksum, kind = input_checksum(paths, cfg.checksum)
     image_root = (raw / "images").resolve() if cfg.images and (raw / "images").is_dir() else None
@@ -195,6 +200,26 @@ def build_items(art_path: Path, art_ids: np.ndarray, image_dir: Path | None,
               "n_items_with_image": int(pd.notna(image).sum()),
               "articles_bad_rows": bad.summary()}
     return items, counts
+
+
+def add_customer_attrs(users: pd.DataFrame, path: Path, max_bad_frac: float) -> tuple[pd.DataFrame, int]:
+    """``users`` with ``age``, ``club_member_status``, ``fashion_news_frequency`` (null where the
+    customer has no customers.csv row); returns it and the number of such customers."""
+    bad = BadRows(str(path), max_frac=max_bad_frac)
+    c = read_csv_typed(path, {"customer_id": pa.string(), "age": pa.float32(), "club_member_status": pa.string(),
+                              "fashion_news_frequency": pa.string()}, bad, required=["customer_id"],
+                       nonempty=["customer_id"])
+    bad.check()
+    pos = pc.index_in(pa.array(users["user_id"].to_numpy(), pa.string()), value_set=c["customer_id"])
+    pos = pos.to_numpy(zero_copy_only=False)
+    found = ~np.isnan(pos.astype(np.float64))
+    idx = np.where(found, np.nan_to_num(pos.astype(np.float64)), 0).astype(np.int64)
+    users = users.copy()
+    for col in ("age", "club_member_status", "fashion_news_frequency"):
+        if col in c.column_names:
+            v = c[col].take(pa.array(idx)).to_pandas()
+            users[col] = v.where(found)
+    return users, int((~found).sum())
 
 
 def _existing_images(image_dir: Path) -> set[str]:

@@ -34,7 +34,8 @@ def _raw(tmp_path, tx_lines, index_col=False, with_images=True):
     (raw / "transactions_train.csv").write_text("\n".join([head, *tx_lines]) + "\n")
     (raw / "articles.csv").write_text("\n".join([ART_HEADER, _article("0108775015", "Strap top"),
                                                  _article("0200000001", "Other")]) + "\n")
-    (raw / "customers.csv").write_text("customer_id,FN,Active,club_member_status,fashion_news_frequency,age,postal_code\n")
+    (raw / "customers.csv").write_text("customer_id,FN,Active,club_member_status,fashion_news_frequency,age,postal_code\n"
+                                       "c1,1.0,1.0,ACTIVE,Regularly,31.0,abc\nc9,,,ACTIVE,NONE,40.0,def\n")
     if with_images:
         (raw / "images" / "010").mkdir(parents=True)
         (raw / "images" / "010" / "0108775015.jpg").write_bytes(b"\xff\xd8fake")
@@ -67,6 +68,9 @@ def test_tiny_hm_quirks(tmp_path, index_col):
     assert d.meta["n_items_without_article_row"] == 1 and d.meta["n_items_with_image"] == 1
     assert d.meta["image_root"] == str((raw / "images").resolve())
     assert d.meta["repeat_rows"] == 2 and d.meta["same_day_repeat_rows"] == 1
+    assert d.users.user_id.tolist() == ["c1", "c2", "c3"] and d.meta["n_users_without_customer_row"] == 2
+    assert d.users.age.iloc[0] == 31.0 and d.users.age.iloc[1:].isna().all()
+    assert d.users.club_member_status.iloc[0] == "ACTIVE"
     # last day 09-22: test = 09-16..09-22, valid = 09-09..09-15
     assert d.interactions.split.tolist() == [0, 0, 0, 1, 2, 2, 2]
     assert d.meta["modes"]["context"]["labels"] == ["sales_channel_1", "sales_channel_2"]
