@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pytest
 
 from mrs.tracking import NullLogger, make_logger, provenance
 from mrs.tracking.wandb_logger import WandbLogger, flatten, resolve_mode
