@@ -93,8 +93,13 @@ def _device(name: str):
     return torch.device(name)
 
 
-def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool = True) -> dict:
-    """Run (or resume) one extraction; return the report (also saved as ``<store>.report.json``)."""
+def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool = True,
+            encoder=None) -> dict:
+    """Run (or resume) one extraction; return the report (also saved as ``<store>.report.json``).
+
+    ``encoder`` reuses an already built ``TextEncoder`` / ``ImageEncoder`` (one load for many
+    datasets, or benchmarks); by default it is built from ``cfg``.
+    """
     import torch
 
     root = Path(dataset_dir)
@@ -119,7 +124,7 @@ def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool =
     if cfg.device == "auto" and not torch.cuda.is_available():
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     device = _device(cfg.device)
-    enc = _build_encoder(cfg, device)
+    enc = (encoder if encoder is not None else _build_encoder(cfg, device)).to(device).eval()
     fingerprint = {"config": {**asdict(cfg), "out": None, "shard": None, "workers": None, "device": None},
                    "encoder_version": enc.version, "items_checksum": items_ck, "chunks": chunks,
                    "device_type": device.type}

@@ -55,30 +55,34 @@ def resolve_store(dataset_dir: str | os.PathLike, name: str) -> Path:
                    f"run `mrs features text|image --dataset {dataset_dir}`)")
 
 
-def load_features(dataset_dir: str | os.PathLike, name: str, fill: Fill = "mean"):
+def load_features(dataset_dir: str | os.PathLike, name: str, fill: Fill = "mean", dtype=None):
     """Store ``name`` of the prepared dataset -> (features FloatTensor (I, d), present BoolTensor (I,)).
 
     Row ``i`` is prepared item ``i``. Absent rows get the mean present vector (``fill="mean"``)
-    or zeros (``fill="zeros"``); ``present`` says which rows are real.
+    or zeros (``fill="zeros"``); ``present`` says which rows are real. ``dtype`` defaults to
+    ``torch.float32``; ``torch.float16`` keeps a float16 store as it is (half the memory).
     """
     import torch
 
     if fill not in ("mean", "zeros"):
         raise MrsError(f"fill={fill!r}: expected 'mean' or 'zeros'")
     path = resolve_store(dataset_dir, name)
-    ids, feats, present, meta = read_store(path)
+    _, feats, present, meta = read_store(path, ids=False)  # alignment is checked by checksum below
     want = dataset_items_checksum(dataset_dir)
     if meta.get("items_checksum") != want:
         raise MrsError(f"{path}: made for another item list (items_checksum {str(meta.get('items_checksum'))[:12]}… "
                        f"!= dataset's {want[:12]}…); re-run `mrs features` for {dataset_dir}")
     if meta.get("shard"):
         raise MrsError(f"{path}: is shard {meta['shard']}; join the shards with `mrs features merge`")
-    x = feats.astype(np.float32)  # (I, d)
-    if fill == "mean" and present.any() and not present.all():
-        x[~present] = x[present].mean(axis=0)
-    elif fill == "zeros":
-        x[~present] = 0.0
-    return torch.from_numpy(x), torch.from_numpy(present)
+    x = torch.from_numpy(feats).to(dtype or torch.float32)  # (I, d); torch converts f16 in parallel
+    mask = torch.from_numpy(present)
+    if not bool(mask.all()):
+        absent = ~mask
+        if fill == "mean" and bool(mask.any()):
+            x[absent] = x[mask].float().mean(0).to(x.dtype)
+        else:
+            x[absent] = 0
+    return x, mask
 
 
 def list_features(dataset_dir: str | os.PathLike) -> list[dict]:

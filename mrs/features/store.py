@@ -179,8 +179,11 @@ def read_meta(path: str | os.PathLike) -> dict:
     return meta
 
 
-def read_store(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, dict]:
-    """Whole store -> (item_ids, features (n, d) in the stored dtype, present (n,) bool, meta)."""
+def read_store(path: str | os.PathLike, ids: bool = True) -> tuple[list[str] | None, np.ndarray, np.ndarray, dict]:
+    """Whole store -> (item_ids, features (n, d) in the stored dtype, present (n,) bool, meta).
+
+    ``ids=False`` skips decoding the id strings (HDF5; the reader trusts ``items_checksum`` instead).
+    """
     path = Path(path)
     if not path.exists():
         raise MrsError(f"{path}: feature store not found")
@@ -192,13 +195,16 @@ def read_store(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarr
                 for key in ("item_ids", "features", "present"):
                     if key not in f:
                         raise MrsError(f"{path}: HDF5 store has no /{key} dataset")
-                ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["item_ids"][()]]
-                feats = f["features"][()]  # one contiguous read: chunks are whole rows
+                item_ids = f["item_ids"].asstr()[()].tolist() if ids else None
+                ds = f["features"]
+                feats = np.empty(ds.shape, dtype=ds.dtype)
+                if feats.size:
+                    ds.read_direct(feats)  # one sequential read straight into place: chunks are whole rows
                 present = f["present"][()].astype(bool)
                 meta = {k: _attr(v) for k, v in f.attrs.items()}
         except OSError as e:
             raise MrsError(f"{path}: not a readable HDF5 feature store ({e})") from None
-        return ids, feats, present, meta
+        return item_ids, feats, present, meta
     env = _open_lmdb(path)
     with env.begin(buffers=True) as txn:
         raw = txn.get(META_KEY)
@@ -211,7 +217,8 @@ def read_store(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarr
         index = {x.encode(): i for i, x in enumerate(ids)}
         feats = np.zeros((len(ids), d), dtype=dtype)
         present = np.zeros(len(ids), dtype=bool)
-        # Cursor order is key order: one sequential pass over the B-tree, no random gets.
+        # Cursor order is key order: one sequential pass over the B-tree, no random gets, and each
+        # value is copied once, straight from the memory map into its row.
         for key, value in txn.cursor():
             i = index.get(bytes(key))
             if i is None:
