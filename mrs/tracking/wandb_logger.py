@@ -23,20 +23,25 @@ from mrs.tracking.provenance import provenance
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "https://api.wandb.ai"
+# W&B's API hosts: wandb >= 0.2x defaults to CoreWeave's Forge front end, older ones (and
+# `wandb login` with those) to api.wandb.ai; a netrc entry for either means logged in.
+DEFAULT_HOSTS = ("api.wandb.ai", "api.forge.coreweave.com")
 _warned = False  # one warning per process, not one per epoch or per trial
 
 
 def logged_in() -> bool:
-    """True when W&B has credentials: ``$WANDB_API_KEY`` or a netrc entry for the W&B host."""
+    """True when W&B has credentials: ``$WANDB_API_KEY`` or a netrc entry for the W&B host
+    (``$WANDB_BASE_URL``'s, else W&B's default hosts), as ``wandb login`` writes."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlsplit(os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)).netloc
+    base = os.environ.get("WANDB_BASE_URL")
+    hosts = [urlsplit(base).netloc] if base else list(DEFAULT_HOSTS)
     path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
     try:
-        return bool(host) and netrc.netrc(path).authenticators(host) is not None
+        entries = netrc.netrc(path)
     except (OSError, netrc.NetrcParseError):
         return False
+    return any(h and entries.authenticators(h) is not None for h in hosts)
 
 
 def resolve_mode() -> str:

@@ -36,6 +36,11 @@ def test_mode_resolution(monkeypatch, tmp_path):
     (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     assert resolve_mode() == "online"           # `wandb login` writes netrc
+    (tmp_path / "netrc").write_text("machine api.forge.coreweave.com\n  login user\n  password "
+                                    + "k" * 40 + "\n")
+    assert resolve_mode() == "online"           # newer wandb's default host
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    assert resolve_mode() == "offline"          # a private server: its own netrc entry needed
 
 
 def test_flatten():
