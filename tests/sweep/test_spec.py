@@ -111,3 +111,19 @@ def test_proposers(tmp_path, make_spec):
     grid = GridProposer(load_spec(make_spec(tmp_path, tmp_path), KEYS), 0)
     assert grid.size() == 4 and grid.propose(0) == {"train.seed": 3, "model.encoder": "mf",
                                                     "train.lr": 0.05}
+
+
+def test_metric_lookup_and_selection_metric():
+    from mrs.sweep.trial import metric_value, selection_metric
+
+    m = {"valid": {"all": {"recall@20": 0.25}, "tail": {"recall@20": 0.125}},
+         "best_valid": 0.25}
+    assert metric_value(m, "valid/recall@20") == 0.25          # slice "all" by default
+    assert metric_value(m, "valid/tail/recall@20") == 0.125
+    assert metric_value(m, "best_valid") == 0.25
+    with pytest.raises(MrsError, match="valid/ndcg@20.*not found.*all/recall@20"):
+        metric_value(m, "valid/ndcg@20")
+    assert selection_metric("valid/recall@20") == "recall@20"
+    assert selection_metric("valid/all/ndcg@10") == "ndcg@10"
+    assert selection_metric("valid/tail/ndcg@10") is None      # trainer selects on "all" only
+    assert selection_metric("loss") is None
