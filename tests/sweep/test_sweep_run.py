@@ -102,6 +102,16 @@ def test_resume_runs_only_missing_trials_and_no_wandb_files(tmp_path, tiny_data,
     assert len(result["trials"]) == 4 and result["selected"] is not None
     # --no-wandb: no W&B files anywhere
     assert _wandb_dirs(out) == [] and not list(out.rglob("wandb"))
+    # killed after t003 wrote metrics.json but before the state file: done, not re-run
+    state = json.loads((out / "state.json").read_text())
+    value = state["trials"]["t003"]["value"]
+    state["trials"]["t003"].update(status="running", value=None)
+    (out / "state.json").write_text(json.dumps(state))
+    calls.clear()
+    result = run_sweep(spec, out, use_wandb=False, online=False,
+                       train_fn=_counting(run_train, calls))
+    t003 = next(t for t in result["trials"] if t["id"] == "t003")
+    assert calls == [] and t003["status"] == "finished" and t003["value"] == value
 
 
 def test_bad_value_fails_before_any_trial(tmp_path, tiny_data, make_spec):
