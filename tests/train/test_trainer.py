@@ -137,3 +137,15 @@ def test_cli_writes_metrics_json_in_the_issue_layout(tiny_data, tmp_path, capsys
     assert (out / BEST).is_file() and (out / LAST).is_file()
     again = evaluate_checkpoint(out, "test")  # the sweep's entry point: same weights, same numbers
     assert again["test"]["all"]["recall@20"] == pytest.approx(m["test"]["all"]["recall@20"])
+
+
+def test_early_stopping_keeps_the_best_epoch(tiny_data, tmp_path, monkeypatch):
+    values = iter([0.30, 0.50, 0.45, 0.40, 0.90, 0.95])  # best at epoch 2, then 2 worse evaluations
+    monkeypatch.setattr(trainer_mod, "_select", lambda metrics, name: next(values))
+    cfg = load_train_config(None, tiny_overrides(tiny_data, train__epochs=6, train__patience=2,
+                                                 eval__bootstrap=0))
+    m = run_train(cfg, tmp_path / "run")
+    assert m["stopped_early"] and m["epochs_run"] == 4 and m["best_epoch"] == 2
+    assert m["best_valid"] == 0.50
+    assert torch.load(tmp_path / "run" / BEST, weights_only=True)["epoch"] == 2
+    assert [h["valid/recall@20"] for h in m["history"]] == [0.30, 0.50, 0.45, 0.40]
