@@ -134,14 +134,15 @@ class WandbLogger:
 
     def log_summary(self, metrics: dict[str, Any]) -> None:
         if self.run is not None:
-            self._safe("summary", lambda: self.run.summary.update(flatten(metrics)))
+            self._safe("summary", lambda: self.run.summary.update(flatten(metrics)),
+                       fatal=False)
 
     def log_table(self, name: str, columns: list[str], rows: list[list[Any]]) -> None:
         if self.run is not None:
             def table():
                 self.run.log({name: self._wandb.Table(columns=list(columns),
                                                       data=[list(r) for r in rows])})
-            self._safe(f"table {name}", table)
+            self._safe(f"table {name}", table, fatal=False)
 
     def log_image(self, name: str, path: Path) -> None:
         if self.run is not None:
@@ -151,7 +152,7 @@ class WandbLogger:
 
             def image():
                 self.run.log({name: self._wandb.Image(str(path))})
-            self._safe(f"image {name}", image)
+            self._safe(f"image {name}", image, fatal=False)
 
     def finish(self) -> None:
         run, self.run = self.run, None
@@ -169,18 +170,24 @@ class WandbLogger:
         except Exception:
             return None
 
-    def _safe(self, what: str, fn) -> None:
+    def _safe(self, what: str, fn, fatal: bool = True) -> None:
+        """Run one W&B call. A failure is logged (as a warning once per process) and, when
+        ``fatal`` (init, log, finish), ends W&B for this run; a bad table or image costs only
+        that item."""
         if self._failed:
             return
         try:
             fn()
         except Exception as e:  # noqa: BLE001 - tracking must never stop training
             global _warned
-            self._failed = True
             level = logging.DEBUG if _warned else logging.WARNING
             _warned = True
+            if not fatal:
+                log.log(level, "W&B %s failed (%s: %s); skipped", what, type(e).__name__, e)
+                return
+            self._failed = True
             log.log(level, "W&B %s failed (%s: %s); continuing without W&B, the run directory "
-                        "still holds every result", what, type(e).__name__, e)
+                    "still holds every result", what, type(e).__name__, e)
             run, self.run = self.run, None
             if run is not None and what != "finish":
                 try:

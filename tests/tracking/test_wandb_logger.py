@@ -102,3 +102,17 @@ def test_wandb_failure_warns_once_and_continues(tmp_path, monkeypatch, caplog):
         lg.start({"a": 1}, tmp_path / "run2")  # second failure: not warned again
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "disk on fire" in warnings[0].getMessage()
+
+
+def test_bad_table_costs_only_that_table(tmp_path, monkeypatch, read_record):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    lg = make_logger(True)
+    lg.start({"a": 1}, tmp_path / "run")
+    lg.log_table("bad", ["x"], [[1, 2, 3]])           # row longer than the columns: wandb raises
+    lg.log_epoch(1, {"loss": 0.5})                     # the run goes on
+    lg.log_summary({"kept": 0.875})
+    lg.finish()
+    (run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    blob = read_record(run)
+    assert b"kept" in blob and b"0.875" in blob
+    assert not list(run.glob("files/media/table/bad_*"))
