@@ -52,7 +52,7 @@ class Amazon2023Config:
     test_days: int = 30                        # temporal split only
     valid_days: int = 30                       # temporal split only
     seed: int = 2023                           # mmrec split only
-    chunk_lines: int = 500_000                 # jsonl lines parsed per chunk (memory vs speed)
+    block_bytes: int = 1 << 26                 # jsonl bytes parsed per block (bounds memory on 66M-line files)
     max_bad_frac: float = 0.01                 # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"
 
@@ -104,7 +104,7 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     if is_csv:
         u, uid, i, iid, ts, rating, label = _read_csvs(paths, bads)
     else:
-        u, uid, i, iid, ts, rating = read_reviews_jsonl(reviews, bads[0], cfg.chunk_lines)
+        u, uid, i, iid, ts, rating = read_reviews_jsonl(reviews, bads[0], cfg.block_bytes)
         bads[0].check()
         label = None
     nonempty(len(u), f"reading {reviews}")

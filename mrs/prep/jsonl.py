@@ -1,10 +1,11 @@
 """Streaming readers for Amazon Reviews 2023 jsonl(.gz): reviews and item metadata.
 
-A 66M-line review file is never held whole: lines are read in chunks of ``chunk_lines``, each
-chunk is parsed by pyarrow's C++ JSON reader into just the needed columns, and string ids are
-dictionary-encoded per chunk (:class:`IdBuilder`), so only int codes, per-chunk dictionaries and
-timestamps stay in memory. A chunk with a broken line is re-parsed line by line with ``json``
-to find, skip and count the bad ones (``file:line`` positions kept).
+A 66M-line review file is never held whole: it is read in blocks of ``block_bytes`` (cut at a
+newline), each block is parsed by pyarrow's C++ JSON reader into just the needed columns (no
+Python work per line), and string ids are dictionary-encoded per block (:class:`IdBuilder`), so
+only int codes, per-block dictionaries and timestamps stay in memory. Only a block with a broken
+line is split into lines and re-parsed with ``json`` to find, skip and count the bad ones, and
+line numbers are computed only for a block that has bad rows (``file:line`` positions kept).
 """
 from __future__ import annotations
 
@@ -67,46 +68,63 @@ class IdBuilder:
         return codes, uniques
 
 
-def _chunks(f: IO[bytes], chunk_lines: int) -> Iterator[tuple[list[bytes], np.ndarray]]:
-    """(non-blank lines, their 1-based line numbers) in chunks."""
-    lines: list[bytes] = []
-    numbers: list[int] = []
-    for n, line in enumerate(f, 1):
-        if line.strip():
-            lines.append(line if line.endswith(b"\n") else line + b"\n")
-            numbers.append(n)
-            if len(lines) >= chunk_lines:
-                yield lines, np.array(numbers)
-                lines, numbers = [], []
-    if lines:
-        yield lines, np.array(numbers)
+def _blocks(f: IO[bytes], block_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """(block of whole lines, 1-based number of its first line)."""
+    rest, first = b"", 1
+    while True:
+        data = f.read(block_bytes)
+        if not data:
+            if rest.strip():
+                yield rest + b"\n", first
+            return
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:                                   # one line longer than a block: read on
+            rest = data
+            continue
+        block, rest = data[:cut], data[cut:]
+        yield block, first
+        first += block.count(b"\n")
 
 
-def _parse_chunk(lines: list[bytes], numbers: np.ndarray, bad: BadRows) -> tuple[pa.Table, np.ndarray]:
-    """(table of the chunk's good JSON lines, their line numbers)."""
-    data = b"".join(lines)
+def _lines(block: bytes, first: int) -> tuple[list[bytes], np.ndarray]:
+    """The block's non-blank lines and their line numbers (pyarrow skips blank lines too)."""
+    lines = block.split(b"\n")[:-1]
+    keep = [k for k, line in enumerate(lines) if line.strip()]
+    return [lines[k] + b"\n" for k in keep], first + np.array(keep, dtype=np.int64)
+
+
+def _parse_block(block: bytes, first: int, bad: BadRows) -> tuple[pa.Table, np.ndarray | None]:
+    """(table of the block's good JSON lines, their line numbers or None when not yet needed)."""
     try:
-        return pj.read_json(io.BytesIO(data),
-                            read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+        return pj.read_json(io.BytesIO(block),
+                            read_options=pj.ReadOptions(use_threads=False, block_size=len(block) + 1),
                             parse_options=pj.ParseOptions(explicit_schema=REVIEW_SCHEMA,
-                                                          unexpected_field_behavior="ignore")), numbers
+                                                          unexpected_field_behavior="ignore")), None
     except pa.ArrowInvalid:
         pass
+    lines, numbers = _lines(block, first)
     rows: dict[str, list] = {k: [] for k in REVIEW_SCHEMA.names}
     good: list[int] = []
-    for line, n in zip(lines, numbers):        # slow path, only for a chunk with a broken line
+    for line, n in zip(lines, numbers):        # slow path, only for a block with a broken line
+        bad_reason = None
         try:
             obj = json.loads(line)
             if not isinstance(obj, dict):
                 raise ValueError
-            vals = {"user_id": obj.get("user_id"), "parent_asin": obj.get("parent_asin"),
-                    "asin": obj.get("asin"), "rating": obj.get("rating"), "timestamp": obj.get("timestamp")}
-            vals["timestamp"] = None if vals["timestamp"] is None else int(vals["timestamp"])
-            vals["rating"] = None if vals["rating"] is None else float(vals["rating"])
+        except ValueError:
+            bad_reason = "broken JSON line"
+        else:
+            vals = {k: obj.get(k) for k in REVIEW_SCHEMA.names}
+            try:
+                vals["timestamp"] = None if vals["timestamp"] is None else int(vals["timestamp"])
+                vals["rating"] = None if vals["rating"] is None else float(vals["rating"])
+            except (ValueError, TypeError):
+                bad_reason = "unparseable timestamp or rating"
             for k in ("user_id", "parent_asin", "asin"):
                 vals[k] = None if vals[k] is None else str(vals[k])
-        except (ValueError, TypeError):
-            bad.add(int(n), "broken JSON line")
+        if bad_reason:
+            bad.add(int(n), bad_reason)
             bad.total += 1
             continue
         for k, v in vals.items():
@@ -115,15 +133,16 @@ def _parse_chunk(lines: list[bytes], numbers: np.ndarray, bad: BadRows) -> tuple
     return pa.table(rows, schema=REVIEW_SCHEMA), np.array(good, dtype=np.int64)
 
 
-def read_reviews_jsonl(path: Path, bad: BadRows, chunk_lines: int = 500_000
+def read_reviews_jsonl(path: Path, bad: BadRows, block_bytes: int = 1 << 26
                        ) -> tuple[np.ndarray, pa.Array, np.ndarray, pa.Array, np.ndarray, np.ndarray]:
     """(user codes, user ids, item codes, item ids, timestamps as stored, ratings) of good rows."""
     users, items = IdBuilder(), IdBuilder()
     ts_parts, rating_parts = [], []
-    with open_text(path) as f, tqdm(desc=f"reading {path.name}", unit=" lines", unit_scale=True,
+    total = path.stat().st_size if path.suffix != ".gz" else None
+    with open_text(path) as f, tqdm(desc=f"reading {path.name}", total=total, unit="B", unit_scale=True,
                                     mininterval=2.0, leave=False) as bar:
-        for lines, numbers in _chunks(f, chunk_lines):
-            t, rows_lines = _parse_chunk(lines, numbers, bad)
+        for block, first in _blocks(f, block_bytes):
+            t, rows_lines = _parse_block(block, first, bad)
             bad.total += t.num_rows
             parent = t["parent_asin"]                    # "" falls back to asin, like a missing one
             item = pc.coalesce(pc.if_else(pc.equal(parent, ""), None, parent), t["asin"])
@@ -132,7 +151,10 @@ def read_reviews_jsonl(path: Path, bad: BadRows, chunk_lines: int = 500_000
                       (_mask(pc.is_null(t["timestamp"])), "missing timestamp")]
             drop = np.zeros(t.num_rows, dtype=bool)
             for mask, why in checks:                      # each bad row counted once
-                bad.add_lines(rows_lines[mask & ~drop], why)
+                if (mask & ~drop).any():
+                    if rows_lines is None:
+                        rows_lines = _lines(block, first)[1]
+                    bad.add_lines(rows_lines[mask & ~drop], why)
                 drop |= mask
             if drop.any():
                 keep = pa.array(~drop)
@@ -141,7 +163,7 @@ def read_reviews_jsonl(path: Path, bad: BadRows, chunk_lines: int = 500_000
             items.add(item)
             ts_parts.append(t["timestamp"].to_numpy(zero_copy_only=False).astype(np.int64))
             rating_parts.append(t["rating"].to_numpy(zero_copy_only=False).astype(np.float32))
-            bar.update(len(lines))
+            bar.update(len(block))
     u, uid = users.finish()
     i, iid = items.finish()
     cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731

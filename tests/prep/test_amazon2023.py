@@ -54,7 +54,7 @@ def test_raw_jsonl_streamed_with_bad_lines_meta_and_modes(tmp_path, suffix, capl
     rev = _write(tmp_path / f"Cat{suffix}", good[:100] + bad + good[100:])
     meta = _write(tmp_path / "meta_Cat.jsonl", [_meta("A0", "Zero"), "not json", _meta("A1", "One", hi_res=False),
                                                 _meta("ZZ", "untraded")])
-    cfg = Amazon2023Config(reviews=str(rev), meta=str(meta), out=str(tmp_path / "d"), chunk_lines=64,
+    cfg = Amazon2023Config(reviews=str(rev), meta=str(meta), out=str(tmp_path / "d"), block_bytes=4096,
                            max_bad_frac=0.4, dedup=False)
     d = load_prepared(prepare_amazon2023(cfg))
     assert (d.n_users, d.n_items, len(d.interactions)) == (40, 7, 400)
@@ -138,3 +138,18 @@ def test_empty_parent_asin_falls_back_to_asin(tmp_path):
     rev = _write(tmp_path / "r.jsonl", [_review("u1", "P", 1), json.dumps(r)])
     d = load_prepared(prepare_amazon2023(Amazon2023Config(reviews=str(rev), out=str(tmp_path / "d"))))
     assert sorted(d.items.item_id) == ["P", "X"] and d.meta["bad_rows"]["r.jsonl"]["bad"] == 0
+
+
+def test_block_reader_line_numbers_with_blank_lines_and_bad_types(tmp_path, caplog):
+    good = [_review(f"u{k % 9}", f"A{k % 4}", k % 20) for k in range(300)]
+    r = json.loads(_review("u1", "A1", 0))
+    r["timestamp"] = "yesterday"
+    lines = good[:50] + ["", json.dumps(r)] + good[50:120] + ["  ", json.dumps({"user_id": "u1", "parent_asin": ""})] + good[120:]
+    rev = _write(tmp_path / "r.jsonl", lines)
+    cfg = Amazon2023Config(reviews=str(rev), out=str(tmp_path / "d"), block_bytes=1000, max_bad_frac=0.05,
+                           dedup=False)
+    d = load_prepared(prepare_amazon2023(cfg))
+    assert len(d.interactions) == 300
+    assert d.meta["bad_rows"]["r.jsonl"]["reasons"] == {"unparseable timestamp or rating": 1, "empty parent_asin": 1}
+    assert "r.jsonl:52 (unparseable timestamp or rating)" in caplog.text
+    assert "r.jsonl:124 (empty parent_asin)" in caplog.text
