@@ -77,7 +77,7 @@ class Trainer:
             cfg.model, n_users=self.ds.n_users, n_items=self.ds.n_items,
             mode_cardinalities=self.ds.mode_cardinalities,
             train_users=self.triples.users.cpu().numpy(), train_items=self.triples.items.cpu().numpy(),
-            features=features, cache_dir=self.ds.root / "cache").to(self.device)
+            features=features, cache_dir=_cache_dir(self.ds.root)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
         tc = cfg.train
         self.sampler = NegativeSampler(self.triples.users.cpu(), self.triples.items.cpu(),
@@ -136,6 +136,16 @@ class Trainer:
             return self.model.full_sort_predict(users, modes, emb=emb)  # (B, n_items)
 
         return self._evaluators[split](score_fn, device=self.device, ci=ci)
+
+
+def _cache_dir(root: Path) -> Path | None:
+    """FREEDOM's kNN graph is cached beside the dataset; a read-only dataset just skips the cache."""
+    import os
+
+    if os.access(root, os.W_OK) or os.access(root / "cache", os.W_OK):
+        return root / "cache"
+    log.warning("%s is read-only: the item-item kNN graph is rebuilt, not cached", root)
+    return None
 
 
 def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume: bool = False,
