@@ -72,15 +72,16 @@ def hm_images(n: int, tmp: Path) -> tuple[list[str], Path]:
     return [f"{k}.jpg" for k in range(n)], out
 
 
-def bench_text(tmp: Path, n: int, repeats: int) -> None:
+def bench_text(tmp: Path, n: int, repeats: int, device: str) -> None:
     import torch
 
     from mrs.features.text import TextEncoder
 
-    cfg = ExtractConfig(modality="text", batch_size=64, chunk_size=1024)
+    cfg = ExtractConfig(modality="text", batch_size=64, chunk_size=1024, device=device)
+    dev = torch.device(device)
     texts = hm_texts(n)
     ds = prepared(tmp / "text", texts=texts)
-    enc = TextEncoder("minilm").eval()
+    enc = TextEncoder("minilm").to(dev).eval()
     torch.set_num_threads(os.cpu_count() or 1)
     # Same batches as the pipeline: length-sorted within each chunk.
     batches = []
@@ -91,7 +92,8 @@ def bench_text(tmp: Path, n: int, repeats: int) -> None:
     for _ in range(repeats):
         t = time.perf_counter()
         for tok in batches:
-            enc(**tok)
+            with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
+                enc(**{k: v.to(dev) for k, v in tok.items()}).cpu()
         bare.append(n / (time.perf_counter() - t))
         t = time.perf_counter()
         extract(ds, cfg, progress=False, encoder=enc)
@@ -100,22 +102,25 @@ def bench_text(tmp: Path, n: int, repeats: int) -> None:
           f"| ratio {max(pipe) / max(bare):.2f}  (target >= 0.85)")
 
 
-def bench_image(tmp: Path, n: int, repeats: int, encoder: str, workers: int) -> None:
+def bench_image(tmp: Path, n: int, repeats: int, encoder: str, workers: int, device: str) -> None:
     import torch
 
     from mrs.features.image import ImageEncoder, load_rgb
 
-    cfg = ExtractConfig(modality="image", encoder=encoder, batch_size=32, chunk_size=1024, workers=workers)
+    cfg = ExtractConfig(modality="image", encoder=encoder, batch_size=32, chunk_size=1024, workers=workers,
+                        device=device)
+    dev = torch.device(device)
     images, root = hm_images(n, tmp)
     ds = prepared(tmp / "image", images=images, image_root=root)
-    enc = ImageEncoder(encoder).eval()
+    enc = ImageEncoder(encoder).to(dev).eval()
     torch.set_num_threads(os.cpu_count() or 1)
     x = torch.stack([enc.transform(load_rgb((root / p).read_bytes())) for p in images])  # (n, 3, H, W)
     bare, pipe = [], []
     for _ in range(repeats):
         t = time.perf_counter()
         for b in range(0, n, cfg.batch_size):
-            enc(x[b:b + cfg.batch_size])
+            with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
+                enc(x[b:b + cfg.batch_size].to(dev)).cpu()
         bare.append(n / (time.perf_counter() - t))
         t = time.perf_counter()
         extract(ds, cfg, progress=False, encoder=enc)
@@ -160,17 +165,19 @@ def main() -> None:
     ap.add_argument("--read-rows", type=int, default=100_000)
     ap.add_argument("--dim", type=int, default=1280)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu (the 2-core target) or cuda")
     ap.add_argument("--only", choices=["text", "image", "read"], nargs="*", default=["text", "image", "read"])
     args = ap.parse_args()
-    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} data={'H&M sample' if SHARED.is_dir() else 'generated'}")
+    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} device={args.device} "
+          f"data={'H&M sample' if SHARED.is_dir() else 'generated'}")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "read" in args.only:
             bench_read(tmp, args.read_rows, args.dim, args.repeats + 1)
         if "text" in args.only:
-            bench_text(tmp, args.n_text, args.repeats)
+            bench_text(tmp, args.n_text, args.repeats, args.device)
         if "image" in args.only:
-            bench_image(tmp, args.n_images, args.repeats, args.image_encoder, args.workers)
+            bench_image(tmp, args.n_images, args.repeats, args.image_encoder, args.workers, args.device)
 
 
 if __name__ == "__main__":

@@ -187,3 +187,19 @@ def test_settings_change_discards_work_and_bad_encoder_is_one_line(dataset_facto
         extract(ds, ExtractConfig(modality="text", shard="3/2"), progress=False)
     with pytest.raises(MrsError, match="image encoder 'no_such_model'"):
         extract(ds, ExtractConfig(modality="image", encoder="no_such_model"), progress=False)
+
+
+def test_cuda_fp16_matches_cpu(dataset_factory, images_factory, tmp_path):
+    """On a GPU the pipeline runs the forward in fp16 autocast: features stay within fp16 error."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    names = images_factory(tmp_path / "img", 12)
+    ds = dataset_factory(tmp_path / "ds", [f"i{k}" for k in range(12)], images=names, image_root=tmp_path / "img")
+    cpu = extract(ds, ExtractConfig(**TINY, device="cpu", out=str(tmp_path / "cpu.h5")), progress=False)
+    gpu = extract(ds, ExtractConfig(**{**TINY, "workers": 2}, device="cuda", out=str(tmp_path / "gpu.h5")),
+                  progress=False)
+    a, b = read_store(Path(cpu["store"]))[1].astype(np.float32), read_store(Path(gpu["store"]))[1].astype(np.float32)
+    cos = (a * b).sum(1)
+    assert cos.min() > 0.99, cos
