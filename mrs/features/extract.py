@@ -120,6 +120,10 @@ def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool =
     out = store_path(root, cfg, k, n)
     if cfg.batch_size < 1 or cfg.chunk_size < 1:
         raise MrsError("batch_size and chunk_size must be >= 1")
+    if cfg.modality == "image":  # checked before the (slow) encoder load
+        image_root = cfg.image_root or meta.get("image_root") or str(root)
+        if not Path(image_root).is_dir():
+            raise MrsError(f"--image-root {image_root}: not a directory")
 
     if cfg.device == "auto" and not torch.cuda.is_available():
         torch.set_num_threads(max(1, os.cpu_count() or 1))
