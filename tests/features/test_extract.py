@@ -203,3 +203,40 @@ def test_cuda_fp16_matches_cpu(dataset_factory, images_factory, tmp_path):
     a, b = read_store(Path(cpu["store"]))[1].astype(np.float32), read_store(Path(gpu["store"]))[1].astype(np.float32)
     cos = (a * b).sum(1)
     assert cos.min() > 0.99, cos
+
+
+def test_any_bert_model_from_a_local_dir(dataset_factory, tmp_path):
+    """A BERT-family model saved locally (tiny, random) is used by path; the store is named after it."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mrs.features.text import text_encoder_path
+
+    tok = AutoTokenizer.from_pretrained(text_encoder_path("minilm"), local_files_only=True)
+    model_dir = tmp_path / "tiny-bert"
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    ds = dataset_factory(tmp_path / "ds", ["a", "b", "c"], texts=["red shirt", "blue jeans", ""])
+    rep = extract(ds, ExtractConfig(modality="text", encoder=str(model_dir), max_length=8), progress=False)
+    assert rep["store"].endswith("text-tiny-bert.h5") and rep["present"] == 2
+    x, present = load_features(ds, "text-tiny-bert", fill="zeros")
+    assert x.shape == (3, 32) and present.tolist() == [True, True, False]
+    assert np.allclose(x[:2].norm(dim=1).numpy(), 1.0, atol=1e-3)
+
+
+def test_timm_model_with_local_weights_file(tmp_path):
+    """``--weights FILE`` loads a local checkpoint into any timm model (via pretrained_cfg_overlay)."""
+    import timm
+    import torch
+
+    from mrs.features.image import ImageEncoder
+
+    torch.manual_seed(7)
+    src = timm.create_model("test_efficientnet", pretrained=False).eval()
+    torch.save(src.state_dict(), tmp_path / "w.pth")
+    enc = ImageEncoder("test_efficientnet", weights=str(tmp_path / "w.pth"))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = torch.nn.functional.normalize(src.forward_head(src.forward_features(x), pre_logits=True), dim=-1)
+    torch.testing.assert_close(enc(x), want)
+    assert "w.pth" in enc.version
