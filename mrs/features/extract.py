@@ -107,10 +107,13 @@ def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool =
     if not meta_path.is_file():
         raise MrsError(f"{meta_path}: missing (is {root} a prepared dataset?)")
     meta = json.loads(meta_path.read_text())
+    if not (root / "items.parquet").is_file():
+        raise MrsError(f"{root / 'items.parquet'}: missing (is {root} a prepared dataset?)")
     items = pd.read_parquet(root / "items.parquet")
     col = "text" if cfg.modality == "text" else "image"
-    if col not in items:
-        raise MrsError(f"{root / 'items.parquet'}: no {col!r} column to extract {cfg.modality} features from")
+    for c in ("item_id", col):
+        if c not in items:
+            raise MrsError(f"{root / 'items.parquet'}: no {c!r} column (needed for {cfg.modality} features)")
     from mrs.data.prepared import items_checksum
 
     ids = items["item_id"].astype(str).tolist()

@@ -187,6 +187,14 @@ def test_settings_change_discards_work_and_bad_encoder_is_one_line(dataset_facto
         extract(ds, ExtractConfig(modality="text", shard="3/2"), progress=False)
     with pytest.raises(MrsError, match="image encoder 'no_such_model'"):
         extract(ds, ExtractConfig(modality="image", encoder="no_such_model"), progress=False)
+    import pandas as pd
+
+    items = pd.read_parquet(ds / "items.parquet").drop(columns=["text"])
+    items.to_parquet(ds / "items.parquet")
+    with pytest.raises(MrsError, match=r"items.parquet: no 'text' column"):
+        extract(ds, ExtractConfig(modality="text"), progress=False)
+    with pytest.raises(MrsError, match="dataset.json: missing"):
+        extract(tmp_path / "nowhere", ExtractConfig(modality="text"), progress=False)
 
 
 def test_cuda_fp16_matches_cpu(dataset_factory, images_factory, tmp_path):
