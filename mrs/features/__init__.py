@@ -4,7 +4,7 @@ Later phases read features only through ``load_features`` (aligned with the prep
 Extraction (``extract_text`` / ``extract_image``) and ``merge_shards`` import torch lazily.
 """
 from mrs.features.reader import list_features, load_features, resolve_store
-from mrs.features.store import open_writer, read_meta, read_store, write_store
+from mrs.features.store import LmdbFeatures, open_writer, read_meta, read_store, write_store
 
 __all__ = ["load_features", "list_features", "resolve_store", "read_store", "read_meta",
-           "write_store", "open_writer"]
+           "write_store", "open_writer", "LmdbFeatures"]

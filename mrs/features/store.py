@@ -232,6 +232,38 @@ def read_store(path: str | os.PathLike, ids: bool = True) -> tuple[list[str] | N
     return ids, feats.astype(dtype.newbyteorder("="), copy=False), present, meta
 
 
+class LmdbFeatures:
+    """Lazy per-item access to an LMDB store: ``feats["item_id"] -> (d,)`` array or ``None``.
+
+    The environment is opened on first use in each process (read-only, lock-free), so an instance
+    can be handed to DataLoader workers and each worker gets its own handle after the fork.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.meta = read_meta(self.path)
+        self.dtype = np.dtype(self.meta["dtype"]).newbyteorder("<")
+        self._env, self._pid = None, None
+
+    def __getitem__(self, item_id: str) -> np.ndarray | None:
+        if self._pid != os.getpid():
+            # A handle inherited through fork must not be used; closing the child's copy (read-only,
+            # lock-free: just an unmap) also lets py-lmdb open the path again in this process.
+            self.close()
+            self._env, self._pid = _open_lmdb(self.path), os.getpid()
+        with self._env.begin() as txn:
+            raw = txn.get(str(item_id).encode())
+        return None if raw is None else np.frombuffer(raw, dtype=self.dtype)
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+        self._env, self._pid = None, None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_env": None, "_pid": None}  # handles never cross processes
+
+
 def _open_lmdb(path: Path):
     import lmdb
 

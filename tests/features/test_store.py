@@ -1,6 +1,8 @@
 """Store round-trips (HDF5 and LMDB give identical arrays), fills, and checksum refusal."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,28 @@ def test_corrupt_h5_is_one_line_error(dataset_factory, tmp_path):
     p.write_bytes(b"not hdf5")
     with pytest.raises(MrsError, match="not a readable HDF5"):
         read_meta(p)
+
+
+def test_lmdb_lazy_per_item_access_survives_pickling(tmp_path):
+    import pickle
+
+    from mrs.features import LmdbFeatures
+
+    ids = ["x", "y", "z"]
+    feats = np.array([[1, 2], [0, 0], [5, 6]], np.float32)
+    write_store(tmp_path / "s.lmdb", ids, feats, np.array([True, False, True]), {}, dtype="float32")
+    lazy = LmdbFeatures(tmp_path / "s.lmdb")
+    assert lazy["z"].tolist() == [5.0, 6.0] and lazy["y"] is None  # absent items have no key
+    clone = pickle.loads(pickle.dumps(lazy))  # what a spawned DataLoader worker receives
+    assert clone._env is None
+    lazy.close()  # py-lmdb allows one open handle per path and process
+    assert clone["x"].tolist() == [1.0, 2.0]
+    clone.close()
+    lazy["x"]  # opened in this process...
+    pid = os.fork()  # ...then forked, as DataLoader workers are
+    if pid == 0:  # the child must never return into pytest
+        try:
+            os._exit(0 if lazy["z"].tolist() == [5.0, 6.0] else 1)
+        finally:
+            os._exit(2)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
