@@ -16,13 +16,14 @@ weights and metrics an uninterrupted run reaches (tested in ``tests/train/test_r
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -159,8 +160,28 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
 
     out = Path(out_dir)
     logger = logger or NullLogger()
-    _check_run_dir(cfg, out, resume)
     out.mkdir(parents=True, exist_ok=True)
+    with _run_lock(out):
+        return _run_train_locked(cfg, out, logger, resume, evaluate_test)
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """One writer per run directory: a second process (say a resumed job while the first still
+    runs) would interleave checkpoints. ``flock`` is released by the OS if the process dies."""
+    import fcntl
+
+    with open(out / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MrsError(f"{out}: another process is training into this run directory") from None
+        yield
+
+
+def _run_train_locked(cfg: TrainConfig, out: Path, logger: Any, resume: bool,
+                      evaluate_test: bool) -> dict[str, Any]:
+    _check_run_dir(cfg, out, resume)
     save_config(cfg, out / "config.yaml")
     tr = Trainer(cfg)
     tc = tr.cfg.train

@@ -149,3 +149,16 @@ def test_early_stopping_keeps_the_best_epoch(tiny_data, tmp_path, monkeypatch):
     assert m["best_valid"] == 0.50
     assert torch.load(tmp_path / "run" / BEST, weights_only=True)["epoch"] == 2
     assert [h["valid/recall@20"] for h in m["history"]] == [0.30, 0.50, 0.45, 0.40]
+
+
+def test_a_second_writer_is_refused(tiny_data, tmp_path):
+    import fcntl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / ".lock", "w") as held:  # another live process training into the same dir
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(MrsError, match="another process is training into this run directory"):
+            run_train(load_train_config(None, tiny_overrides(tiny_data)), run)
+    run_train(load_train_config(None, tiny_overrides(tiny_data)), run)  # released: runs
+    assert (run / "metrics.json").is_file()
