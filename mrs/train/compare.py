@@ -75,6 +75,9 @@ def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[
     variants, report, resolved = load_compare(config, list(overrides))
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    if wandb is not None:  # --no-wandb (or an explicit on) wins over the config
+        for _, cfg in variants:
+            cfg.wandb.enabled = wandb
     results: dict[str, dict] = {}
     for i, (name, cfg) in enumerate(variants):
         run_dir = out / "runs" / name
@@ -86,13 +89,25 @@ def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[
             results[name] = json.loads(mfile.read_text())
             continue
         print(f"[{i + 1}/{len(variants)}] {name}: training into {run_dir}")
-        if wandb is not None:
-            cfg.wandb.enabled = wandb
         cfg.wandb.group = cfg.wandb.group or out.name
         logger = make_logger(cfg.wandb.enabled, project=cfg.wandb.project)
         results[name] = run_train(cfg, run_dir, logger=logger, resume=True)
     md = write_report(results, report, out)
+    if variants and variants[0][1].wandb.enabled:  # one extra W&B run holding the comparison itself
+        _log_compare(out, resolved, variants[0][1].wandb.project)
     return md
+
+
+def _log_compare(out: Path, resolved: dict, project: str) -> None:
+    from mrs.tracking import make_logger
+
+    logger = make_logger(True, project=project)
+    logger.start(resolved, out, name=f"{out.name}-compare", group=out.name, tags=["compare"])
+    with open(out / "compare.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    logger.log_table("compare", rows[0], rows[1:])
+    logger.log_image("tail_head", out / "tail_head.png")
+    logger.finish()
 
 
 def write_report(results: dict[str, dict], report: list[str], out: Path) -> str:

@@ -41,7 +41,7 @@ class OptimConfig:
 
 @dataclass
 class WandbConfig:
-    enabled: bool = False            # `mrs train --no-wandb` forces false
+    enabled: bool = True             # offline unless logged in; `--no-wandb` forces false
     project: str = "mrs"
     name: str | None = None          # run name; default = the run directory's name
     group: str | None = None         # e.g. the compare/sweep directory

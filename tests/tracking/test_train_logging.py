@@ -36,3 +36,21 @@ def test_run_train_no_wandb_writes_no_wandb_files(tmp_path):
     run_train(cfg, tmp_path / "run", logger=make_logger(False))
     assert (tmp_path / "run" / "metrics.json").is_file()
     assert not [p for p in tmp_path.rglob("*") if "wandb" in p.name]
+
+
+def test_compare_is_a_wandb_run_with_table_and_plot(tmp_path, monkeypatch, read_record):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from mrs.train.compare import run_compare
+
+    data = make_prepared(tmp_path / "data", n_users=50, n_items=60, n_interactions=1000)
+    cfg = tmp_path / "cmp.yaml"
+    cfg.write_text(f"data: {{dir: {data}}}\nvariants:\n  - {{name: mf, set: {{model.encoder: mf}}}}\n")
+    run_compare(cfg, tmp_path / "cmp", overrides=SMALL)
+    (run,) = (tmp_path / "cmp" / "wandb").glob("offline-run-*")   # the comparison's own run
+    read_record(run)
+    assert list(run.glob("files/media/table/compare_*.table.json"))
+    assert list(run.glob("files/media/images/tail_head_*.png"))
+    assert list((tmp_path / "cmp" / "runs" / "mf" / "wandb").glob("offline-run-*"))  # and each variant's
+    # --no-wandb: the same comparison leaves no W&B files anywhere
+    run_compare(cfg, tmp_path / "cmp2", overrides=SMALL, wandb=False)
+    assert not [p for p in (tmp_path / "cmp2").rglob("*") if "wandb" in p.name]
