@@ -3,7 +3,7 @@
 # The numbers in README.md came from exactly these commands (on the lent H100 machine, 14 grid
 # points at once, data copied to .devdata/sports); on a 2-core CPU use --jobs 1 (slow, resumable).
 set -euo pipefail
-DATA=${DATA:-/work/prepared/sports}
+DATA=${DATA:-data/prepared/sports}
 OUT=${OUT:-runs/sports_grid}
 [ -f "$DATA/dataset.json" ] || mrs prepare amazon2014 --split mmrec \
     --sequences ../shared/data/amazon2014/Sports_and_Outdoors.txt --out "$DATA"
