@@ -36,3 +36,24 @@ def _offline_env(monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("WANDB_MODE", os.environ.get("WANDB_MODE", "offline"))
     monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture
+def read_record():
+    """``read_record(run_dir) -> bytes`` of an offline W&B run's ``run-*.wandb`` log.
+
+    wandb-core closes the run's stream (and flushes the file) a few ms after ``run.finish()``
+    returns, so wait until the file has stopped growing past its 7-byte header.
+    """
+    import time
+
+    def read(run_path: Path, timeout: float = 20.0) -> bytes:
+        deadline, last = time.time() + timeout, -1
+        while True:
+            files = list(Path(run_path).glob("run-*.wandb"))
+            size = files[0].stat().st_size if files else -1
+            if (size > 7 and size == last) or time.time() > deadline:
+                return files[0].read_bytes() if files else b""
+            last = size
+            time.sleep(0.2)
+    return read

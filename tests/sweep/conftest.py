@@ -39,23 +39,6 @@ def write_spec(tmp: Path, data_dir: Path, method: str = "grid", parameters: dict
 
 
 @pytest.fixture
-def read_record():
-    """Bytes of an offline W&B run's transaction log, once wandb-core has flushed it."""
-    import time
-
-    def read(run_path: Path, timeout: float = 20.0) -> bytes:
-        deadline, last = time.time() + timeout, -1
-        while True:
-            files = list(Path(run_path).glob("run-*.wandb"))
-            size = files[0].stat().st_size if files else -1
-            if (size > 7 and size == last) or time.time() > deadline:
-                return files[0].read_bytes() if files else b""
-            last = size
-            time.sleep(0.2)
-    return read
-
-
-@pytest.fixture
 def make_spec():
     """``make_spec(tmp, data_dir, method="grid", parameters=None, **extra) -> spec path``."""
     return write_spec
