@@ -163,9 +163,10 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
 
     out = Path(out_dir)
     logger = logger or NullLogger()
+    tr = Trainer(cfg)  # data, features and model first: a bad config or dataset leaves no run dir
     out.mkdir(parents=True, exist_ok=True)
     with _run_lock(out):
-        return _run_train_locked(cfg, out, logger, resume, evaluate_test)
+        return _run_train_locked(tr, out, logger, resume, evaluate_test)
 
 
 @contextlib.contextmanager
@@ -182,12 +183,12 @@ def _run_lock(out: Path) -> Iterator[None]:
         yield
 
 
-def _run_train_locked(cfg: TrainConfig, out: Path, logger: Any, resume: bool,
+def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
                       evaluate_test: bool) -> dict[str, Any]:
+    cfg = tr.cfg
     _check_run_dir(cfg, out, resume)
     save_config(cfg, out / "config.yaml")
-    tr = Trainer(cfg)
-    tc = tr.cfg.train
+    tc = cfg.train
     state = TrainState()
     if resume and (out / LAST).is_file():
         state = load_checkpoint(out / LAST, tr.model, tr.optimizer, tr.generator,

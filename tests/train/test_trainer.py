@@ -162,3 +162,14 @@ def test_a_second_writer_is_refused(tiny_data, tmp_path):
             run_train(load_train_config(None, tiny_overrides(tiny_data)), run)
     run_train(load_train_config(None, tiny_overrides(tiny_data)), run)  # released: runs
     assert (run / "metrics.json").is_file()
+
+
+def test_missing_dataset_leaves_no_run_directory(tmp_path):
+    from mrs.errors import MrsError
+    from mrs.train.config import load_train_config
+    from mrs.train.trainer import run_train
+
+    cfg = load_train_config(None, [f"data.dir={tmp_path / 'nope'}"])
+    with pytest.raises(MrsError, match="dataset.json"):
+        run_train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
