@@ -85,14 +85,6 @@ def _chunks(n_items: int, size: int, k: int, n: int) -> list[tuple[int, int]]:
     return allc[lo:hi]
 
 
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool = True,
             encoder=None) -> dict:
     """Run (or resume) one extraction; return the report (also saved as ``<store>.report.json``).
@@ -130,7 +122,9 @@ def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool =
 
     if cfg.device == "auto" and not torch.cuda.is_available():
         torch.set_num_threads(max(1, os.cpu_count() or 1))
-    device = _device(cfg.device)
+    from mrs.device import resolve_device
+
+    device = resolve_device(cfg.device, key="device")
     enc = (encoder if encoder is not None else _build_encoder(cfg, device)).to(device).eval()
     fingerprint = {"config": {**asdict(cfg), "out": None, "shard": None, "workers": None, "device": None},
                    "encoder_version": enc.version, "items_checksum": items_ck, "chunks": chunks,

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from mrs.config import read_yaml, save_config, to_dict
 from mrs.data.prepared import PreparedDataset, load_prepared
+from mrs.device import resolve_device
 from mrs.errors import MrsError
 from mrs.io import write_json_atomic
 from mrs.train.checkpoint import (BEST, LAST, TrainState, load_checkpoint, load_weights,
@@ -41,14 +42,6 @@ from mrs.train.config import TrainConfig, load_train_config
 from mrs.train.data import batch_indices, load_feature_stores, n_batches, train_triples
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MrsError("config key 'train.device': cuda requested but no GPU is available")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -67,7 +60,7 @@ class Trainer:
         from mrs.sampling import NegativeSampler
 
         self.cfg = cfg
-        self.device = device or resolve_device(cfg.train.device)
+        self.device = device or resolve_device(cfg.train.device, key="train.device")
         if cfg.train.num_threads > 0:
             torch.set_num_threads(cfg.train.num_threads)
         keep_freed_memory()
