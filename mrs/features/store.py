@@ -19,6 +19,7 @@ store never has to fit in memory, and both land atomically (temporary sibling + 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -157,24 +158,12 @@ def write_store(path: str | os.PathLike, item_ids: list[str], features: np.ndarr
 
 def read_meta(path: str | os.PathLike) -> dict:
     """The store's meta (attributes / ``__meta__``) without reading any feature rows."""
-    path = Path(path)
-    if not path.exists():
-        raise MrsError(f"{path}: feature store not found")
+    path = _existing(path)
     if store_format(path) == "h5":
-        import h5py
-
-        try:
-            with h5py.File(path, "r") as f:
-                return {k: _attr(v) for k, v in f.attrs.items()}
-        except OSError as e:
-            raise MrsError(f"{path}: not a readable HDF5 feature store ({e})") from None
-    env = _open_lmdb(path)
-    with env.begin() as txn:
-        raw = txn.get(META_KEY)
-    env.close()
-    if raw is None:
-        raise MrsError(f"{path}: LMDB store has no {META_KEY.decode()!r} entry")
-    meta = json.loads(raw)
+        with _open_h5(path) as f:
+            return {k: _attr(v) for k, v in f.attrs.items()}
+    with _open_lmdb(path) as env, env.begin() as txn:
+        meta = _lmdb_meta(txn, path)
     meta.pop("item_ids", None)
     return meta
 
@@ -184,33 +173,22 @@ def read_store(path: str | os.PathLike, ids: bool = True) -> tuple[list[str] | N
 
     ``ids=False`` skips decoding the id strings (HDF5; the reader trusts ``items_checksum`` instead).
     """
-    path = Path(path)
-    if not path.exists():
-        raise MrsError(f"{path}: feature store not found")
+    path = _existing(path)
     if store_format(path) == "h5":
-        import h5py
-
-        try:
-            with h5py.File(path, "r") as f:
-                for key in ("item_ids", "features", "present"):
-                    if key not in f:
-                        raise MrsError(f"{path}: HDF5 store has no /{key} dataset")
-                item_ids = f["item_ids"].asstr()[()].tolist() if ids else None
-                ds = f["features"]
-                feats = np.empty(ds.shape, dtype=ds.dtype)
-                if feats.size:
-                    ds.read_direct(feats)  # one sequential read straight into place: chunks are whole rows
-                present = f["present"][()].astype(bool)
-                meta = {k: _attr(v) for k, v in f.attrs.items()}
-        except OSError as e:
-            raise MrsError(f"{path}: not a readable HDF5 feature store ({e})") from None
+        with _open_h5(path) as f:
+            for key in ("item_ids", "features", "present"):
+                if key not in f:
+                    raise MrsError(f"{path}: HDF5 store has no /{key} dataset")
+            item_ids = f["item_ids"].asstr()[()].tolist() if ids else None
+            ds = f["features"]
+            feats = np.empty(ds.shape, dtype=ds.dtype)
+            if feats.size:
+                ds.read_direct(feats)  # one sequential read straight into place: chunks are whole rows
+            present = f["present"][()].astype(bool)
+            meta = {k: _attr(v) for k, v in f.attrs.items()}
         return item_ids, feats, present, meta
-    env = _open_lmdb(path)
-    with env.begin(buffers=True) as txn:
-        raw = txn.get(META_KEY)
-        if raw is None:
-            raise MrsError(f"{path}: LMDB store has no {META_KEY.decode()!r} entry")
-        meta = json.loads(bytes(raw))
+    with _open_lmdb(path) as env, env.begin(buffers=True) as txn:
+        meta = _lmdb_meta(txn, path)
         ids = [str(x) for x in meta.pop("item_ids")]
         dtype = np.dtype(meta["dtype"]).newbyteorder("<")
         d = int(meta["dim"])
@@ -228,7 +206,6 @@ def read_store(path: str | os.PathLike, ids: bool = True) -> tuple[list[str] | N
                                f"expected {d}x{dtype.itemsize}")
             feats[i] = np.frombuffer(value, dtype=dtype)
             present[i] = True
-    env.close()
     return ids, feats.astype(dtype.newbyteorder("="), copy=False), present, meta
 
 
@@ -264,12 +241,40 @@ class LmdbFeatures:
         return {**self.__dict__, "_env": None, "_pid": None}  # handles never cross processes
 
 
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise MrsError(f"{path}: feature store not found")
+    return path
+
+
+@contextlib.contextmanager
+def _open_h5(path: Path) -> Iterator[Any]:
+    """The HDF5 store read-only; an unreadable file becomes a one-line error naming it."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except OSError as e:
+        raise MrsError(f"{path}: not a readable HDF5 feature store ({e})") from None
+
+
 def _open_lmdb(path: Path):
+    """The LMDB store read-only (an ``lmdb.Environment``, also a context manager that closes it)."""
     import lmdb
 
     if not (path / "data.mdb").is_file():
         raise MrsError(f"{path}: not an LMDB feature store (no data.mdb)")
     return lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False)
+
+
+def _lmdb_meta(txn: Any, path: Path) -> dict:
+    """The JSON ``__meta__`` entry (item_ids included)."""
+    raw = txn.get(META_KEY)
+    if raw is None:
+        raise MrsError(f"{path}: LMDB store has no {META_KEY.decode()!r} entry")
+    return json.loads(bytes(raw))
 
 
 def _attr(v: Any) -> Any:
