@@ -3,6 +3,8 @@
 Every phase declares its options as (nested) dataclasses. ``load_config`` merges, in order:
 the dataclass defaults, a YAML file, then ``key.sub=value`` overrides (values parsed as YAML).
 Unknown keys are an error naming the full dotted key, so a typo never silently does nothing.
+A field declared ``field(default=..., metadata={"registry": REG})`` only takes names registered
+in ``REG`` (:mod:`mrs.registry`), so plug-in choices are validated like ``Literal`` ones.
 """
 from __future__ import annotations
 
@@ -84,6 +86,10 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, f"{prefix}{name}")
+        registry = fields[name].metadata.get("registry")
+        if registry is not None and kwargs[name] not in registry:
+            # a plug-in choice (model.encoder, model.fusion, ...): the registry is the list
+            raise MrsError(f"config key {prefix + name!r}: {kwargs[name]!r} is not one of {registry.names()}")
     return cls(**kwargs)
 
 

@@ -70,22 +70,10 @@ def norm_weights(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Te
     return (deg_u[users] * deg_i[items]).clamp(min=1).rsqrt()
 
 
-def bipartite_adj(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
-    """Symmetric-normalised bipartite adjacency ``D^-1/2 A D^-1/2`` as one ``(U+I, U+I)`` CSR.
-
-    ``users``/``items`` are the (deduplicated) edges; isolated nodes (cold items) get an empty
-    row, so their propagated embedding beyond layer 0 is zero.
-    """
-    users, items = users.long(), items.long()
-    w = norm_weights(users, items, n_users, n_items)
-    rows = torch.cat([users, items + n_users])
-    cols = torch.cat([items + n_users, users])
-    n = n_users + n_items
-    return to_csr(rows, cols, torch.cat([w, w]), (n, n))
-
-
 def bipartite_blocks(users: Tensor, items: Tensor, n_users: int, n_items: int) -> tuple[Tensor, Tensor]:
-    """The two non-zero blocks of :func:`bipartite_adj`: ``R̂ (U, I)`` and ``R̂ᵀ (I, U)`` as CSR.
+    """The two non-zero blocks of the symmetric-normalised bipartite adjacency
+    ``D^-1/2 A D^-1/2``: ``R̂ (U, I)`` and ``R̂ᵀ (I, U)`` as CSR. Isolated nodes (cold items) get an
+    empty row, so their propagated embedding beyond layer 0 is zero.
 
     Propagating ``users <- R̂ items``, ``items <- R̂ᵀ users`` is the same product as the full
     adjacency without concatenating and splitting ``(U+I, r)`` tensors every step, and ``R̂ᵀ``

@@ -92,13 +92,6 @@ class NegativeSampler:
             return torch.zeros_like(users)
         return torch.where(users < n, self.deg[users.clamp(max=n - 1)], 0)
 
-    def is_train(self, users: Tensor, items: Tensor) -> Tensor:
-        """Bool mask, same shape as ``items``: is (user, item) a train pair? ``users`` is ``(B,)``."""
-        self.to(users.device)
-        q = users.long().view(-1, *([1] * (items.dim() - 1))) * self.n_items + items.long()
-        pos = torch.searchsorted(self.keys, q).clamp(max=max(self.keys.numel() - 1, 0))
-        return (self.keys[pos] == q) if self.keys.numel() else torch.zeros_like(q, dtype=torch.bool)
-
     def uniform(self, users: Tensor, m: int = 1) -> Tensor:
         """``m`` uniform non-train items per user: ``(B,)`` if ``m == 1`` else ``(B, m)``."""
         self.to(users.device)

@@ -81,7 +81,7 @@ def timings(a: argparse.Namespace) -> None:
     res = {}
     for neg in ("uniform", "dynamic"):
         cfg = load_train_config(CONFIG, [*base, f"train.negatives={neg}", "train.n_candidates=16"])
-        tr = Trainer(cfg)
+        tr = Trainer.build(cfg)
         ts = [epoch_seconds(tr, e) for e in range(a.epochs + 1)][1:]  # first epoch = warm-up
         res[neg] = float(np.mean(ts))
         print(f"LightGCN epoch, {neg:7s} negatives: {res[neg]:.2f} s "

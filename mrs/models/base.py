@@ -1,18 +1,158 @@
-"""The model interface (RecBole's three methods, plus the encoder outputs the CP scorer needs).
+"""The interfaces of phases 2-4 and their registries.
 
-Every model is ``encoder (mf | lightgcn | freedom)`` -> ``(user_emb [U, r], item_emb [I, r])``,
-then the CP scorer over the dataset's extra modes:
+Every model is ``user encoder`` + ``fusion`` -> ego rows -> ``encoder`` (mf | lightgcn | freedom |
+...) -> ``(user_emb [U, R], item_emb [I, R])``, then a scorer (CP over the dataset's extra modes):
 
     ŷ(u, i, m_1, ..., m_k) = Σ_r U[u,r] · I[i,r] · M_1[m_1,r] ··· M_k[m_k,r]
 
-The trainer, the evaluator and the negative sampler only use the methods below.
+One interface per phase, each with a registry (``mrs.registry``) that the config, ``mrs compare``,
+the CLI help and the tests read:
+
+=============  ==================  ====================================================
+registry       config key          interface
+=============  ==================  ====================================================
+``ENCODERS``   ``model.encoder``   :class:`Encoder`: ``(user_ego, item_ego) -> (user_emb, item_emb)``
+``FUSIONS``    ``model.fusion``    :class:`Fusion`: ``(item_id_emb, features) -> item_ego``
+``USERS``      ``model.user_encoder``  :class:`UserEncoder`: user ego rows and query rows
+``SCORERS``    ``model.scorer``    :class:`Scorer`: query folding, scoring, full ranking
+=============  ==================  ====================================================
+
+Each plug-in class builds itself with ``from_config(cfg, ctx)`` from the :class:`BuildContext`
+(sizes, train edges, features, precomputed artifacts): constructors take tensors and do no I/O.
+The trainer, the evaluator and the negative sampler only use :class:`Recommender`'s methods.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+from mrs.registry import Registry
+
+if TYPE_CHECKING:
+    from mrs.models.config import ModelConfig
+
+ENCODERS: Registry[type["Encoder"]] = Registry("encoder", "model.encoder", ("mrs.models.encoders",))
+FUSIONS: Registry[type["Fusion"]] = Registry("fusion", "model.fusion", ("mrs.models.fusion",))
+USERS: Registry[type["UserEncoder"]] = Registry("user encoder", "model.user_encoder", ("mrs.models.users",))
+SCORERS: Registry[type["Scorer"]] = Registry("scorer", "model.scorer", ("mrs.models.cp",))
+
+
+@dataclass
+class BuildContext:
+    """What a plug-in may build from (all on CPU; the trainer moves the model afterwards)."""
+
+    n_users: int
+    n_items: int
+    users: Tensor           # (E,) long, deduplicated train edges sorted by user then item
+    items: Tensor           # (E,) long
+    item_counts: Tensor     # (I,) train interactions per item (repeats counted)
+    mode_cardinalities: list[int]  # the extra modes the scorer uses ([] = modes off)
+    features: dict[str, Tensor] = field(default_factory=dict)  # {modality: (I, d)} unit rows
+    present: dict[str, Tensor] = field(default_factory=dict)   # {modality: (I,) bool} rows a store has
+    artifacts: dict[str, Any] = field(default_factory=dict)    # from Encoder.build_artifacts
+
+    @property
+    def feature_dims(self) -> dict[str, int]:
+        return {m: int(x.shape[1]) for m, x in self.features.items()}
+
+
+class Encoder(nn.Module):
+    """Phase 3: ``(user_ego (U, R), item_ego (I, R)) -> (user_emb (U, R), item_emb (I, R))``."""
+
+    @classmethod
+    def from_config(cls, cfg: "ModelConfig", ctx: BuildContext) -> "Encoder":
+        raise NotImplementedError
+
+    @classmethod
+    def build_artifacts(cls, cfg: "ModelConfig", ctx: BuildContext, cache_dir: Path | None) -> dict[str, Any]:
+        """Expensive, cacheable inputs (FREEDOM's kNN graph), computed in an explicit step before
+        ``from_config``; only this step may read or write ``cache_dir``. Default: none."""
+        return {}
+
+    def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
+        """Called once before each training epoch (FREEDOM draws its pruned graph here)."""
+
+    def aux_losses(self, batch: "Batch", user_emb: Tensor, item_emb: Tensor) -> dict[str, Tensor]:
+        """Extra loss terms of this encoder for one batch (already weighted). Default: none."""
+        return {}
+
+
+class Fusion(nn.Module):
+    """Phase 2: item ID embeddings and content -> the item ego rows ``(I, n_blocks · r)``.
+
+    ``needs_features``: whether the fusion reads content (``none`` does not). ``n_blocks``: how
+    many ``r``-dim blocks the output has (late fusion: one per branch); the user side gets as many.
+    """
+
+    needs_features: bool = True
+    n_blocks: int = 1
+
+    @classmethod
+    def from_config(cls, cfg: "ModelConfig", ctx: BuildContext) -> "Fusion":
+        raise NotImplementedError
+
+    def forward(self, item_ids: Tensor, feats: dict[str, Tensor]) -> Tensor:
+        """``item_ids (I, r)``, ``feats {m: (I, d_m)}`` -> ``(I, n_blocks · r)``."""
+        raise NotImplementedError
+
+    def score_scale(self) -> Tensor | None:
+        """Per-dimension weights ``(n_blocks · r,)`` applied to the user side (late fusion's
+        branch weights), or ``None``."""
+        return None
+
+    def weights(self) -> dict[str, float]:
+        """Learned fusion weights by modality, for logging (α); empty when there are none."""
+        return {}
+
+    def aux_losses(self, items: Tensor, item_ids: Tensor, feats: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Extra loss terms over the batch's ``items`` (e.g. ID/semantic alignment). Default: none."""
+        return {}
+
+
+class UserEncoder(nn.Module):
+    """The user side: ego rows fed to the encoder, and the row a query uses."""
+
+    @classmethod
+    def from_config(cls, cfg: "ModelConfig", ctx: BuildContext, dim: int) -> "UserEncoder":
+        raise NotImplementedError
+
+    def ego(self) -> Tensor:
+        """``(U, R)`` user rows the encoder propagates."""
+        raise NotImplementedError
+
+    def query_rows(self, users: Tensor, user_emb: Tensor, item_emb: Tensor) -> Tensor:
+        """``(B, R)`` user rows of a batch of queries (a sequential encoder reads histories here)."""
+        return user_emb[users]
+
+    def reg_rows(self, users: Tensor) -> list[Tensor]:
+        """Parameter rows a batch touched, for the L2 term."""
+        return []
+
+
+class Scorer(nn.Module):
+    """Phase 3b: folds the user row and the query's modes into ``q (B, R)``; scores are ``q · I``."""
+
+    @classmethod
+    def from_config(cls, cfg: "ModelConfig", ctx: BuildContext, dim: int) -> "Scorer":
+        raise NotImplementedError
+
+    def mode_rows(self, modes: Tensor) -> list[Tensor]:
+        raise NotImplementedError
+
+    def query(self, user_rows: Tensor, modes: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def score(q: Tensor, item_rows: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def rank_all(q: Tensor, item_emb: Tensor) -> Tensor:
+        raise NotImplementedError
 
 
 @dataclass
@@ -55,7 +195,7 @@ class Recommender(nn.Module):
         raise NotImplementedError
 
     def on_epoch_start(self, epoch: int, generator: torch.Generator | None = None) -> None:
-        """Per-epoch hook (FREEDOM resamples its pruned user-item graph here). Default: nothing."""
+        """Per-epoch hook, passed on to the plug-ins (FREEDOM resamples its pruned graph). Default: nothing."""
 
     def fusion_weights(self) -> dict[str, float]:
         """Learned fusion weights α by modality, for logging; empty when the model has none."""

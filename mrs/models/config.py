@@ -1,14 +1,18 @@
 """Model configuration (``model.*`` keys) and the factory that builds a model from prepared data.
 
-``build_model`` is the only place that builds graphs and touches the kNN cache: constructors
-have no side effects.
+``model.encoder``, ``model.fusion``, ``model.user_encoder`` and ``model.scorer`` name plug-ins in the
+registries of :mod:`mrs.models.base`; the config accepts exactly the registered names.
+
+Building is two explicit steps: :func:`build_artifacts` computes (and, given a cache directory,
+reads or writes) the expensive inputs such as FREEDOM's kNN graph; :func:`build_model` then
+builds the modules from tensors, with no I/O. Constructors have no side effects.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -18,8 +22,7 @@ from torch import Tensor
 from mrs import graph
 from mrs.errors import MrsError
 from mrs.losses import coupling_weights
-from mrs.models.encoders import FreedomEncoder, LightGCNEncoder, MFEncoder
-from mrs.models.fusion import build_fusion
+from mrs.models.base import ENCODERS, FUSIONS, SCORERS, USERS, BuildContext
 from mrs.models.model import CPRecommender
 
 log = logging.getLogger(__name__)
@@ -27,11 +30,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ModelConfig:
-    encoder: Literal["mf", "lightgcn", "freedom"] = "lightgcn"  # phase-3 encoder
+    encoder: str = field(default="lightgcn", metadata={"registry": ENCODERS})  # phase 3: mf | lightgcn | freedom | ...
+    user_encoder: str = field(default="id", metadata={"registry": USERS})  # where a query's user row comes from
+    scorer: str = field(default="cp", metadata={"registry": SCORERS})  # CP over the extra modes
     dim: int = 64  # embedding size r (per block for late fusion)
     layers: int = 2  # user-item propagation layers K (lightgcn, freedom)
     modes: bool = True  # CP factors for the dataset's extra modes; false = plain user-item model
-    fusion: Literal["none", "concat", "early", "late"] = "none"  # how item content enters; none = IDs only
+    fusion: str = field(default="none", metadata={"registry": FUSIONS})  # how item content enters: none | concat | early | late
     joint_dim: int = 64  # early fusion: shared space of the modality projections
     reg: float = 1e-4  # L2 λ on the batch's ego embedding rows, divided by the batch size
     # FREEDOM
@@ -57,15 +62,11 @@ def _check_features(features: dict[str, Tensor], n_items: int) -> dict[str, Tens
     return out
 
 
-def build_model(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinalities: list[int],
-                train_users: np.ndarray, train_items: np.ndarray, features: dict[str, Tensor] | None = None,
-                cache_dir: Path | None = None) -> CPRecommender:
-    """Build the configured model on CPU (the trainer moves it to the device).
-
-    ``mode_cardinalities``: the dataset's extra modes (ignored when ``cfg.modes`` is false).
-    ``features``: ``{modality: (I, d)}`` aligned with the prepared item index, or ``None``.
-    ``cache_dir``: where FREEDOM's item-item kNN graph is cached (``None``: not cached).
-    """
+def build_context(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinalities: list[int],
+                  train_users: np.ndarray, train_items: np.ndarray,
+                  features: dict[str, Tensor] | None = None,
+                  present: dict[str, Tensor] | None = None) -> BuildContext:
+    """Validate the configuration against the data and collect what the plug-ins build from."""
     if cfg.dim < 1 or cfg.layers < 0:
         raise MrsError(f"model.dim must be >= 1 and model.layers >= 0 (got {cfg.dim}, {cfg.layers})")
     if not 0.0 <= cfg.edge_drop < 1.0:
@@ -74,47 +75,44 @@ def build_model(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinalit
         raise MrsError(f"model.filtration_temp must be > 0 and model.knn_k >= 1 "
                        f"(got {cfg.filtration_temp}, {cfg.knn_k})")
     features = _check_features(features, n_items) if features else {}
-    if cfg.fusion != "none" and not features:
+    if FUSIONS.get(cfg.fusion).needs_features and not features:
         raise MrsError(f"model.fusion={cfg.fusion!r} needs item features (none were given)")
     if cfg.coupling_mu0 > 0 and not features:
         raise MrsError("model.coupling_mu0 > 0 needs item features (none were given)")
     users, items = graph.unique_edges(train_users, train_items, n_items)
     if users.numel() and (int(users.max()) >= n_users or int(items.max()) >= n_items):
         raise MrsError(f"train interactions reference ids beyond n_users={n_users} / n_items={n_items}")
+    counts = torch.bincount(torch.as_tensor(np.asarray(train_items)).long(), minlength=n_items)
+    present = present or {m: torch.ones(n_items, dtype=torch.bool) for m in features}
+    return BuildContext(n_users, n_items, users, items, counts,
+                        list(mode_cardinalities) if cfg.modes else [], features, dict(present))
 
-    if cfg.encoder == "mf":
-        encoder = MFEncoder()
-    else:
-        r_ui, r_iu = graph.bipartite_blocks(users, items, n_users, n_items)
-        if cfg.encoder == "lightgcn":
-            encoder = LightGCNEncoder(r_ui, r_iu, cfg.layers)
-        elif cfg.encoder == "freedom":
-            content = torch.cat(list(features.values()), dim=1) if features else None
-            if cfg.filtration == "content":
-                if content is None:
-                    raise MrsError("model.filtration='content' needs item features (none were given)")
-                weights = graph.affinity_keep_weights(graph.content_affinity(users, items, n_users, content),
-                                                      cfg.filtration_temp)
-            else:
-                weights = graph.edge_keep_probs(users, items, n_users, n_items)
-            if content is None:
-                log.warning("freedom without item features: no item-item graph (pruned LightGCN only)")
-                item_adj = None
-            else:
-                # Cosine on the concatenation of unit-normalised modalities = the mean of the
-                # per-modality cosines, so the frozen graph reflects every modality equally.
-                item_adj = graph.load_or_build_knn(content, cfg.knn_k, cache_dir)
-            encoder = FreedomEncoder(r_ui, r_iu, cfg.layers, users, items, weights, cfg.edge_drop,
-                                     item_adj, cfg.item_layers, cfg.item_graph_weight)
-        else:
-            raise MrsError(f"model.encoder: {cfg.encoder!r} is not one of ['mf', 'lightgcn', 'freedom']")
 
-    dims = {m: x.shape[1] for m, x in features.items()}
-    fusion = build_fusion(cfg.fusion, dims, cfg.dim, cfg.joint_dim)
-    mu = None
-    if cfg.coupling_mu0 > 0:
-        counts = torch.bincount(torch.as_tensor(np.asarray(train_items)).long(), minlength=n_items)
-        mu = coupling_weights(counts, cfg.coupling_mu0)
-    return CPRecommender(n_users, n_items, cfg.dim, encoder, list(mode_cardinalities) if cfg.modes else [],
-                         fusion=fusion, features=features if (fusion is not None or mu is not None) else None,
-                         reg=cfg.reg, coupling_mu=mu)
+def build_artifacts(cfg: ModelConfig, ctx: BuildContext, cache_dir: Path | None = None) -> dict[str, Any]:
+    """The explicit step for expensive, cacheable inputs (only here is ``cache_dir`` read or
+    written); stores them in ``ctx.artifacts`` and returns them."""
+    ctx.artifacts.update(ENCODERS.get(cfg.encoder).build_artifacts(cfg, ctx, cache_dir))
+    return ctx.artifacts
+
+
+def build_model(cfg: ModelConfig, ctx: BuildContext | None = None, **data: Any) -> CPRecommender:
+    """Build the configured model on CPU (the trainer moves it to the device); no I/O.
+
+    Either a :class:`BuildContext` (``build_context`` + optionally ``build_artifacts``), or the
+    keyword arguments of :func:`build_context` (``n_users``, ``n_items``, ``mode_cardinalities``,
+    ``train_users``, ``train_items``, ``features``), in which case artifacts are computed in
+    memory and never cached.
+    """
+    if ctx is None:
+        ctx = build_context(cfg, **data)
+    elif data:
+        raise TypeError("build_model: give a BuildContext or its keyword arguments, not both")
+    encoder = ENCODERS.get(cfg.encoder).from_config(cfg, ctx)
+    fusion = FUSIONS.get(cfg.fusion).from_config(cfg, ctx)
+    dim = cfg.dim * fusion.n_blocks  # the user side has one block per item block
+    user_encoder = USERS.get(cfg.user_encoder).from_config(cfg, ctx, dim)
+    scorer = SCORERS.get(cfg.scorer).from_config(cfg, ctx, dim)
+    mu = coupling_weights(ctx.item_counts, cfg.coupling_mu0) if cfg.coupling_mu0 > 0 else None
+    keep_features = fusion.needs_features or mu is not None
+    return CPRecommender(ctx.n_users, ctx.n_items, cfg.dim, encoder, fusion, user_encoder, scorer,
+                         features=ctx.features if keep_features else None, reg=cfg.reg, coupling_mu=mu)

@@ -13,13 +13,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mrs.models.base import SCORERS, BuildContext, Scorer
 
-class CPScorer(nn.Module):
-    """Mode factors for ``cardinalities`` (empty list: no modes, plain dot-product scoring)."""
+
+@SCORERS.register("cp")
+class CPScorer(Scorer):
+    """CP tensor score over user, item and the dataset's extra modes (plain dot product without modes)."""
 
     def __init__(self, cardinalities: list[int], dim: int):
         super().__init__()
         self.factors = nn.ParameterList([nn.Parameter(torch.ones(n, dim)) for n in cardinalities])
+
+    @classmethod
+    def from_config(cls, cfg, ctx: BuildContext, dim: int) -> "CPScorer":
+        return cls(ctx.mode_cardinalities, dim)
 
     @property
     def n_modes(self) -> int:

@@ -6,11 +6,31 @@ import sys
 from pathlib import Path
 
 
+def _plugins_help() -> str:
+    """The registered plug-ins, read from the registries (a new encoder shows up here)."""
+    from mrs.models.base import ENCODERS, FUSIONS, SCORERS, USERS
+
+    return "\n".join(f"{reg.key}: {reg.describe()}" for reg in (ENCODERS, FUSIONS, USERS, SCORERS))
+
+
+_PLUGINS = "<plug-ins>"
+
+
+class _PluginsHelp(argparse.RawDescriptionHelpFormatter):
+    """Expands the epilog only when help is printed, so ``mrs --help`` does not import torch."""
+
+    def add_text(self, text: str | None) -> None:
+        if text == _PLUGINS:
+            text = "plug-ins (set with --set KEY=NAME):\n" + _plugins_help()
+        super().add_text(text)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train one model on a prepared dataset; writes a run directory",
         description="Train one model (Adam, BPR, early stopping on validation) and write "
-                    "RUN_DIR/{config.yaml,metrics.json,best.pt,last.pt}.")
+                    "RUN_DIR/{config.yaml,metrics.json,best.pt,last.pt}.",
+        epilog=_PLUGINS, formatter_class=_PluginsHelp)
     p.add_argument("--config", type=Path, help="YAML config (see configs/experiments/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set model.encoder=lightgcn (repeatable)")
@@ -25,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compare", help="train several variants on the same data and seeds; table + plot",
         description="Train the variants listed in the config (default: MF, LightGCN, FREEDOM, "
                     "each with and without CP modes) and write DIR/{compare.md,compare.csv,"
-                    "tail_head.png,config.yaml,runs/<variant>/}. Finished variants are not rerun.")
+                    "tail_head.png,config.yaml,runs/<variant>/}. Finished variants are not rerun.",
+        epilog=_PLUGINS, formatter_class=_PluginsHelp)
     c.add_argument("--config", type=Path, help="YAML: a base TrainConfig plus a 'variants:' list")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base config key for every variant (repeatable)")

@@ -5,7 +5,7 @@ Config file::
     data: {dir: /path/to/prepared, features: [text-minilm, image-effnet]}
     train: {epochs: 50, seed: 2024}        # the base TrainConfig shared by every variant
     report: [recall@20, ndcg@20]           # metrics in the table (default shown)
-    variants:                              # optional; default = DEFAULT_VARIANTS
+    variants:                              # optional; default = default_variants()
       - {name: mf, set: {model.encoder: mf, model.modes: false}}
       - {name: mf+cp, set: {model.encoder: mf, model.modes: true}}
 
@@ -28,11 +28,16 @@ from mrs.errors import MrsError
 from mrs.io import write_text_atomic
 from mrs.train.config import TrainConfig, load_train_config
 
-DEFAULT_VARIANTS: list[dict[str, Any]] = [
-    {"name": f"{enc}{'+cp' if modes else ''}",
-     "set": {"model.encoder": enc, "model.modes": modes}}
-    for enc in ("mf", "lightgcn", "freedom") for modes in (False, True)
-]
+
+
+def default_variants() -> list[dict[str, Any]]:
+    """Every registered encoder (``mrs.models.ENCODERS``, in rank order), without and with CP modes."""
+    from mrs.models.base import ENCODERS
+
+    return [{"name": f"{enc}{'+cp' if modes else ''}", "set": {"model.encoder": enc, "model.modes": modes}}
+            for enc in ENCODERS.names() for modes in (False, True)]
+
+
 DEFAULT_REPORT = ["recall@20", "ndcg@20"]
 SLICES = ("all", "tail", "head", "cold")
 
@@ -41,7 +46,7 @@ def load_compare(path: str | Path | None, overrides: list[str] = ()
                  ) -> tuple[list[tuple[str, TrainConfig]], list[str], dict]:
     """``([(variant name, resolved TrainConfig)], report metrics, resolved raw config)``."""
     raw = read_yaml(path) if path else {}
-    variants = raw.pop("variants", None) or DEFAULT_VARIANTS
+    variants = raw.pop("variants", None) or default_variants()
     report = raw.pop("report", None) or DEFAULT_REPORT
     where = path or "<defaults>"
     if not isinstance(variants, list):

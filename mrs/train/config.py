@@ -20,6 +20,7 @@ class DataConfig:
     dir: str = ""                    # prepared dataset directory (`mrs prepare ...` / `mrs synth`)
     features: list[str] = field(default_factory=list)  # feature stores to load, e.g. [text-minilm, image-effnet]
     fill: Literal["mean", "zeros"] = "mean"  # rows missing from a store: mean vector (MMRec, LATTICE) or zeros
+    cache_dir: str = "auto"          # cached model inputs (kNN graph): a path, "none", or auto = <dir>/cache if writable
 
 
 @dataclass

@@ -12,7 +12,7 @@ all call it). A run directory holds::
                     "best_epoch": n, "history": [...], "alpha": {...}}
 
 Resuming (``resume=True``) restores every RNG, so an interrupted run continues to exactly the
-weights and metrics an uninterrupted run reaches (tested in ``tests/train/test_resume.py``).
+weights and metrics an uninterrupted run reaches (tested in ``tests/train/test_trainer.py``).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from mrs.io import write_json_atomic
 from mrs.train.checkpoint import (BEST, LAST, TrainState, load_checkpoint, load_weights,
                                   save_checkpoint, save_weights)
 from mrs.train.config import TrainConfig, load_train_config
-from mrs.train.data import batch_indices, load_feature_stores, n_batches, train_triples
+from mrs.train.data import TrainTriples, batch_indices, load_feature_stores, n_batches, train_triples
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +53,44 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 class Trainer:
-    """Builds dataset, model, sampler and optimizer from a ``TrainConfig`` and runs epochs."""
+    """Dataset, model, sampler and optimizer of one run, and its epochs. The constructor only
+    stores its parts; :meth:`build` is the explicit step that reads data and caches."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device | None = None):
-        from mrs.models.config import build_model
+    def __init__(self, cfg: TrainConfig, ds: PreparedDataset, triples: TrainTriples, model: Any,
+                 sampler: Any, generator: torch.Generator, device: torch.device):
+        self.cfg, self.ds, self.triples, self.model = cfg, ds, triples, model
+        self.sampler, self.generator, self.device = sampler, generator, device
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+        self._evaluators: dict = {}
+
+    @classmethod
+    def build(cls, cfg: TrainConfig, generator: torch.Generator | None = None,
+              device: torch.device | None = None) -> "Trainer":
+        """Load the prepared dataset and feature stores, build the model's artifacts (reading or
+        writing ``data.cache_dir``) and the model. ``generator``: the data-order generator
+        (default: seeded from ``train.seed``; :func:`run_train` passes the one ``seed_everything``
+        returns)."""
+        from mrs.models.config import build_artifacts, build_context, build_model
         from mrs.sampling import NegativeSampler
 
-        self.cfg = cfg
-        self.device = device or resolve_device(cfg.train.device, key="train.device")
-        if cfg.train.num_threads > 0:
-            torch.set_num_threads(cfg.train.num_threads)
-        keep_freed_memory()
+        device = device or resolve_device(cfg.train.device, key="train.device")
         if not cfg.data.dir:
             raise MrsError("config key 'data.dir' is empty: set it to a prepared dataset directory")
-        self.generator = seed_everything(cfg.train.seed)
-        self.ds: PreparedDataset = load_prepared(cfg.data.dir)
-        features = load_feature_stores(self.ds, cfg.data.features, cfg.data.fill)
-        self.triples = train_triples(self.ds, self.device)
-        self.model = build_model(
-            cfg.model, n_users=self.ds.n_users, n_items=self.ds.n_items,
-            mode_cardinalities=self.ds.mode_cardinalities,
-            train_users=self.triples.users.cpu().numpy(), train_items=self.triples.items.cpu().numpy(),
-            features=features, cache_dir=_cache_dir(self.ds.root)).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+        generator = generator or torch.Generator().manual_seed(cfg.train.seed)
+        ds = load_prepared(cfg.data.dir)
+        features = load_feature_stores(ds, cfg.data.features, cfg.data.fill)
+        triples = train_triples(ds, device)
+        ctx = build_context(cfg.model, n_users=ds.n_users, n_items=ds.n_items,
+                            mode_cardinalities=ds.mode_cardinalities,
+                            train_users=triples.users.cpu().numpy(), train_items=triples.items.cpu().numpy(),
+                            features=features)
+        build_artifacts(cfg.model, ctx, cache_dir(cfg.data.cache_dir, ds.root))
+        model = build_model(cfg.model, ctx).to(device)
         tc = cfg.train
-        self.sampler = NegativeSampler(self.triples.users.cpu(), self.triples.items.cpu(),
-                                       self.ds.n_items, seed=tc.seed, strategy=tc.negatives,
-                                       candidates=tc.n_candidates, pick=tc.hard,
-                                       temperature=tc.temperature)
-        self._evaluators: dict = {}
+        sampler = NegativeSampler(triples.users.cpu(), triples.items.cpu(), ds.n_items, seed=tc.seed,
+                                  strategy=tc.negatives, candidates=tc.n_candidates, pick=tc.hard,
+                                  temperature=tc.temperature)
+        return cls(cfg, ds, triples, model, sampler, generator, device)
 
     # ---------------------------------------------------------------- one epoch
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -135,10 +144,17 @@ class Trainer:
         return self._evaluators[split](score_fn, device=self.device, ci=ci)
 
 
-def _cache_dir(root: Path) -> Path | None:
-    """FREEDOM's kNN graph is cached beside the dataset; a read-only dataset just skips the cache."""
+def cache_dir(setting: str, dataset_root: Path) -> Path | None:
+    """Where cacheable model inputs (FREEDOM's kNN graph) go: ``data.cache_dir`` when set;
+    ``auto``: ``<dataset>/cache`` when the dataset directory is writable, else no cache (a
+    read-only dataset works, the graph is rebuilt); ``none``: never cached."""
     import os
 
+    if setting == "none":
+        return None
+    if setting != "auto":
+        return Path(setting).expanduser()
+    root = Path(dataset_root)
     if os.access(root, os.W_OK) or os.access(root / "cache", os.W_OK):
         return root / "cache"
     log.warning("%s is read-only: the item-item kNN graph is rebuilt, not cached", root)
@@ -156,7 +172,9 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
 
     out = Path(out_dir)
     logger = logger or NullLogger()
-    tr = Trainer(cfg)  # data, features and model first: a bad config or dataset leaves no run dir
+    configure_process(cfg.train.num_threads)
+    generator = seed_everything(cfg.train.seed)
+    tr = Trainer.build(cfg, generator)  # data, features and model first: a bad config or dataset leaves no run dir
     out.mkdir(parents=True, exist_ok=True)
     with _run_lock(out):
         return _run_train_locked(tr, out, logger, resume, evaluate_test)
@@ -249,7 +267,8 @@ def evaluate_checkpoint(run_dir: str | Path, split: str = "test") -> dict[str, A
     The sweep calls this for the selected trial only, so test is read once."""
     run = Path(run_dir)
     cfg = load_train_config(run / "config.yaml")
-    tr = Trainer(cfg)
+    configure_process(cfg.train.num_threads)
+    tr = Trainer.build(cfg, seed_everything(cfg.train.seed))
     load_weights(run / BEST, tr.model)
     res = tr.evaluate(split)
     mpath = run / "metrics.json"
@@ -303,6 +322,15 @@ def _log_slice_table(logger: Any, metrics: dict) -> None:
     names = sorted({m for s in metrics[split].values() for m in s})
     rows = [[s, *[metrics[split][s].get(m) for m in names]] for s in metrics[split]]
     logger.log_table(f"{split}_slices", ["slice", *names], rows)
+
+
+def configure_process(num_threads: int = 0) -> None:
+    """The process-wide settings of a training run, in one explicit start-up call of
+    :func:`run_train` (never from a constructor): torch's CPU threads (0 keeps torch's default)
+    and glibc's allocator thresholds."""
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    keep_freed_memory()
 
 
 def keep_freed_memory() -> None:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrs.models import Batch, ModelConfig, build_model
+from mrs.models import ENCODERS, Batch, ModelConfig, build_model
 from mrs.models.cp import CPScorer
 
 from .planted import planted
@@ -19,7 +19,7 @@ def _pair(encoder, cards, **kw):
     return d, with_modes.eval(), plain.eval()
 
 
-@pytest.mark.parametrize("encoder", ["mf", "lightgcn", "freedom"])
+@pytest.mark.parametrize("encoder", ENCODERS.names())
 @pytest.mark.parametrize("cards", [[], [3], [2, 12], [2, 3, 4]])
 def test_untrained_cp_equals_plain_model(encoder, cards):
     d, cp, plain = _pair(encoder, cards)
@@ -33,7 +33,7 @@ def test_untrained_cp_equals_plain_model(encoder, cards):
     ue, ie = plain.encode()
     assert torch.allclose(b, ue[users] @ ie.T, atol=1e-6)
     if encoder == "mf":
-        assert torch.allclose(b, plain.user_emb.weight[users] @ plain.item_emb.weight.T)
+        assert torch.allclose(b, plain.user_encoder.emb.weight[users] @ plain.item_emb.weight.T)
 
 
 def test_modes_off_ignores_mode_columns():
@@ -79,16 +79,16 @@ def test_loss_regularises_only_touched_rows():
     batch = Batch(torch.tensor([0, 1]), torch.tensor([3, 4]), torch.tensor([5, 6]), torch.tensor([[0], [0]]))
     loss, parts = cp.calculate_loss(batch)
     loss.backward()
-    g = cp.user_emb.weight.grad
+    g = cp.user_encoder.emb.weight.grad
     touched = g.abs().sum(1) > 0
     assert touched[:2].all() and not touched[2:].any()
     gi = cp.item_emb.weight.grad.abs().sum(1) > 0
     assert set(torch.nonzero(gi).flatten().tolist()) == {3, 4, 5, 6}
-    want_l2 = (cp.user_emb.weight[:2].pow(2).sum() + cp.item_emb.weight[3:7].pow(2).sum()) / 2
+    want_l2 = (cp.user_encoder.emb.weight[:2].pow(2).sum() + cp.item_emb.weight[3:7].pow(2).sum()) / 2
     assert np.isclose(parts["l2"], want_l2.item(), rtol=1e-5)  # mode rows start at one: no penalty
 
 
-@pytest.mark.parametrize("encoder", ["mf", "lightgcn", "freedom"])
+@pytest.mark.parametrize("encoder", ENCODERS.names())
 def test_model_deepcopies_and_reloads_from_state_dict(encoder):
     import copy
 

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from mrs.models import ModelConfig, build_model
+from mrs.models import ENCODERS, ModelConfig, build_model
 
 from .planted import fit, planted, recall_at
 
 
-@pytest.mark.parametrize("encoder", ["mf", "lightgcn", "freedom"])
+@pytest.mark.parametrize("encoder", ENCODERS.names())
 def test_quick_fit_recovers_planted_clusters(encoder):
     d = planted(n_users=120, n_items=90, per_user=10, held_out=2)
     torch.manual_seed(0)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mrs.errors import MrsError
-from mrs.models import ModelConfig, build_model
+from mrs.models import ENCODERS, FUSIONS, ModelConfig, build_model
 from mrs.models.fusion import EarlyFusion, LateFusion
 
 from .planted import fit, planted
@@ -11,7 +11,7 @@ from .planted import fit, planted
 def test_early_fusion_alpha_sums_to_one_and_gradients_flow():
     f = EarlyFusion({"text": 6, "image": 4, "audio": 3}, joint_dim=5, out_dim=8)
     feats = {"text": torch.randn(10, 6), "image": torch.randn(10, 4), "audio": torch.randn(10, 3)}
-    out = f(feats)
+    out = f.content(feats)
     assert out.shape == (10, 8)
     w = f.weights()
     assert list(w) == ["text", "image", "audio"] and abs(sum(w.values()) - 1) < 1e-6
@@ -25,24 +25,24 @@ def test_early_fusion_is_the_alpha_weighted_sum():
     with torch.no_grad():
         f.logits.copy_(torch.tensor([0.0, 1e4]))  # all weight on "b"
     feats = {"a": torch.randn(3, 2), "b": torch.randn(3, 2)}
-    assert torch.allclose(f(feats), f.proj["b"](feats["b"]), atol=1e-5)
+    assert torch.allclose(f.content(feats), f.proj["b"](feats["b"]), atol=1e-5)
 
 
 def test_late_fusion_block_weights():
     f = LateFusion({"text": 4, "image": 3}, out_dim=2)
-    assert torch.allclose(f.block_scale(), torch.ones(6))  # uniform α = plain sum of branch scores
+    assert torch.allclose(f.score_scale(), torch.ones(6))  # uniform α = plain sum of branch scores
     assert set(f.weights()) == {"id", "text", "image"}
 
 
-@pytest.mark.parametrize("encoder", ["mf", "lightgcn", "freedom"])
-@pytest.mark.parametrize("fusion", ["concat", "early", "late"])
+@pytest.mark.parametrize("encoder", ENCODERS.names())
+@pytest.mark.parametrize("fusion", [f for f in FUSIONS.names() if FUSIONS.get(f).needs_features])
 def test_every_model_trains_one_epoch(encoder, fusion, tmp_path):
     """RecBole-style smoke test: each encoder x fusion builds, trains an epoch, ranks, logs α."""
     d = planted(n_users=40, n_items=30, per_user=6)
     m = build_model(ModelConfig(encoder=encoder, fusion=fusion, dim=4, joint_dim=6, coupling_mu0=0.1,
                                 filtration="content" if encoder == "freedom" else "degree", knn_k=3),
                     n_users=d.n_users, n_items=d.n_items, mode_cardinalities=[2], train_users=d.train_users,
-                    train_items=d.train_items, features=d.features, cache_dir=tmp_path)
+                    train_items=d.train_items, features=d.features)
     before = {k: v.clone() for k, v in m.state_dict().items()}
     fit(m, d, epochs=1, modes_card=[2])
     assert any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
@@ -96,7 +96,7 @@ def test_late_fusion_score_is_the_weighted_sum_of_branch_scores():
         m.fusion.logits.copy_(torch.tensor([0.5, -1.0, 2.0]))
     alpha = torch.softmax(m.fusion.logits, 0)
     f = m.features()
-    u = m.user_emb.weight.view(20, 3, 4)  # (U, blocks, r)
+    u = m.user_encoder.emb.weight.view(20, 3, 4)  # (U, blocks, r)
     branches = [m.item_emb.weight, m.fusion.proj["text"](f["text"]), m.fusion.proj["image"](f["image"])]
     want = sum(3 * alpha[b] * u[:, b] @ branches[b].T for b in range(3))
     got = m.full_sort_predict(torch.arange(20), torch.zeros(20, 0, dtype=torch.long))

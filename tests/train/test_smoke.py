@@ -6,14 +6,15 @@ import math
 
 import pytest
 
+from mrs.models import ENCODERS, FUSIONS
 from mrs.train.config import load_train_config
 from mrs.train.trainer import run_train
 from tests.train.conftest import tiny_overrides
 
 
-@pytest.mark.parametrize("fusion", ["none", "concat", "early", "late"])
+@pytest.mark.parametrize("fusion", FUSIONS.names())
 @pytest.mark.parametrize("modes", [False, True])
-@pytest.mark.parametrize("encoder", ["mf", "lightgcn", "freedom"])
+@pytest.mark.parametrize("encoder", ENCODERS.names())
 def test_every_model_trains_one_epoch(tiny_data, tmp_path, encoder, modes, fusion):
     feats = "[text-synth, image-synth]" if fusion != "none" else "[]"
     cfg = load_train_config(None, tiny_overrides(
