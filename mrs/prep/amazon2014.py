@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mrs.data.prepared import write_prepared
+from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.common import BadRows, factorize, input_checksum, log, nonempty, require_file
 from mrs.prep.splits import split_leave_last_out, split_mmrec
 
@@ -104,3 +105,11 @@ def prepare_amazon2014(cfg: Amazon2014Config) -> Path:
     log.info("%s: %d users, %d items, %d interactions -> %s", name, len(user_ids), len(item_ids),
              len(inter), out)
     return out
+
+
+SOURCES.register("amazon2014", rank=2)(Source(
+    help="Amazon 2014 5-core `user item item ...` text (SASRec/ICLRec)", config=Amazon2014Config,
+    prepare=prepare_amazon2014, required=("sequences", "out"),
+    options=(Option("--sequences", "sequences", help="the sequence text file"),
+             Option("--split", "split", choices=["mmrec", "leave-last-out"]),
+             Option("--seed", "seed", type=int))))

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
+from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log, nonempty, require_file,
                              time_mode)
 from mrs.prep.csvread import read_csv_typed
@@ -183,3 +184,15 @@ def _kcore_masked(u: np.ndarray, i: np.ndarray, keep: np.ndarray, k: int) -> np.
     out = np.zeros(len(u), dtype=bool)
     out[idx[kcore(u[idx], i[idx], k)]] = True
     return out
+
+
+SOURCES.register("amazon2023", rank=1)(Source(
+    help="Amazon Reviews 2023 jsonl(.gz) or benchmark csv", config=Amazon2023Config,
+    prepare=prepare_amazon2023, required=("reviews", "out"),
+    options=(Option("--reviews", "reviews",
+                    help="reviews .jsonl/.jsonl.gz or benchmark .csv (a .train.csv keeps its trio)"),
+             Option("--meta", "meta", help="meta_<Category>.jsonl(.gz)"),
+             Option("--valid", "valid", help="explicit valid csv of an official split"),
+             Option("--test", "test", help="explicit test csv of an official split"),
+             Option("--kcore", "kcore", type=int, help="k-core filter (0/1: none)"),
+             Option("--split", "split", choices=["auto", "official", "leave-last-out", "temporal", "mmrec"]))))

@@ -1,4 +1,5 @@
-"""CLI: ``mrs prepare hm|amazon2023|amazon2014`` and ``mrs download-images``.
+"""CLI: ``mrs prepare SOURCE`` (one subcommand per registered source, :mod:`mrs.prep.sources`)
+and ``mrs download-images``.
 
 Every option lives in the source's config dataclass; a value comes from (later wins) the
 dataclass default, ``--config FILE`` (YAML, e.g. ``configs/datasets/hm.yaml``), the explicit
@@ -38,33 +39,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="dataset name (default from the input)")
 
 
-def _run_amazon2014(args: argparse.Namespace) -> int:
-    from mrs.prep.amazon2014 import Amazon2014Config, prepare_amazon2014
-    cfg = build_config(Amazon2014Config, args, {"sequences": "sequences", "out": "out", "name": "name",
-                                                "split": "split", "seed": "seed"},
-                       required=("sequences", "out"))
-    _report(prepare_amazon2014(cfg))
+def _run_source(name: str, args: argparse.Namespace) -> int:
+    from mrs.prep.sources import SOURCES
+    src = SOURCES.get(name)
+    flags = {"out": "out", "name": "name", **{_dest(o.flag): o.key for o in src.options}}
+    _report(src.prepare(build_config(src.config, args, flags, required=src.required)))
     return 0
 
 
-def _run_hm(args: argparse.Namespace) -> int:
-    from mrs.prep.hm import HMConfig, prepare_hm
-    cfg = build_config(HMConfig, args, {"raw": "raw", "out": "out", "name": "name",
-                                        "last_weeks": "last_weeks", "time_mode": "time_mode",
-                                        "repeats": "repeats"},
-                       required=("raw", "out"))
-    _report(prepare_hm(cfg))
-    return 0
-
-
-def _run_amazon2023(args: argparse.Namespace) -> int:
-    from mrs.prep.amazon2023 import Amazon2023Config, prepare_amazon2023
-    cfg = build_config(Amazon2023Config, args, {"reviews": "reviews", "meta": "meta", "out": "out",
-                                                "name": "name", "kcore": "kcore", "split": "split",
-                                                "valid": "valid", "test": "test"},
-                       required=("reviews", "out"))
-    _report(prepare_amazon2023(cfg))
-    return 0
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
 
 
 def _run_download(args: argparse.Namespace) -> int:
@@ -91,32 +75,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prep = subparsers.add_parser("prepare", help="raw data -> prepared dataset directory")
     srcs = prep.add_subparsers(dest="source", metavar="SOURCE")
 
-    p = srcs.add_parser("hm", help="H&M Kaggle csv files (+ images/)")
-    _common(p)
-    p.add_argument("--raw", help="directory holding transactions_train.csv, articles.csv, ...")
-    p.add_argument("--last-weeks", type=int, dest="last_weeks", help="keep only the last N weeks")
-    p.add_argument("--time-mode", dest="time_mode", choices=["month", "week", "season", "none"],
-                   help="time mode from t_dat (default month)")
-    p.add_argument("--repeats", choices=["keep", "collapse_day", "collapse"],
-                   help="repeat purchases: keep (default), one per day, or first only")
-    p.set_defaults(func=_run_hm)
-
-    p = srcs.add_parser("amazon2023", help="Amazon Reviews 2023 jsonl(.gz) or benchmark csv")
-    _common(p)
-    p.add_argument("--reviews", help="reviews .jsonl/.jsonl.gz or benchmark .csv (a .train.csv keeps its trio)")
-    p.add_argument("--meta", help="meta_<Category>.jsonl(.gz)")
-    p.add_argument("--valid", help="explicit valid csv of an official split")
-    p.add_argument("--test", help="explicit test csv of an official split")
-    p.add_argument("--kcore", type=int, help="k-core filter (0/1: none)")
-    p.add_argument("--split", choices=["auto", "official", "leave-last-out", "temporal", "mmrec"])
-    p.set_defaults(func=_run_amazon2023)
-
-    p = srcs.add_parser("amazon2014", help="Amazon 2014 5-core `user item item ...` text (SASRec/ICLRec)")
-    _common(p)
-    p.add_argument("--sequences", help="the sequence text file")
-    p.add_argument("--split", choices=["mmrec", "leave-last-out"])
-    p.add_argument("--seed", type=int)
-    p.set_defaults(func=_run_amazon2014)
+    from mrs.prep.sources import SOURCES
+    for name in SOURCES.names():  # one module per source in mrs/prep/ registers it
+        src = SOURCES.get(name)
+        p = srcs.add_parser(name, help=src.help)
+        _common(p)
+        for o in src.options:
+            p.add_argument(o.flag, dest=_dest(o.flag), **o.kwargs)
+        p.set_defaults(func=lambda a, name=name: _run_source(name, a))
 
     prep.set_defaults(func=lambda a: (prep.print_help(), 2)[1])
 

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
+from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.common import (BadRows, categorical_mode, compact_codes, input_checksum, log, nonempty,
                              require_file, time_mode)
 from mrs.prep.csvread import read_csv_typed
@@ -231,3 +232,13 @@ def _existing_images(image_dir: Path) -> set[str]:
                 with os.scandir(d.path) as inner:
                     out.update(f"{d.name}/{e.name}" for e in inner if e.name.endswith(".jpg"))
     return out
+
+
+SOURCES.register("hm", rank=0)(Source(
+    help="H&M Kaggle csv files (+ images/)", config=HMConfig, prepare=prepare_hm, required=("raw", "out"),
+    options=(Option("--raw", "raw", help="directory holding transactions_train.csv, articles.csv, ..."),
+             Option("--last-weeks", "last_weeks", type=int, help="keep only the last N weeks"),
+             Option("--time-mode", "time_mode", choices=["month", "week", "season", "none"],
+                    help="time mode from t_dat (default month)"),
+             Option("--repeats", "repeats", choices=["keep", "collapse_day", "collapse"],
+                    help="repeat purchases: keep (default), one per day, or first only"))))
