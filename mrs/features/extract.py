@@ -30,7 +30,6 @@ from mrs.features.text import encoder_slug
 from mrs.io import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
-STOP_ENV = "MRS_FEATURES_STOP_AFTER"  # test hook: hard-exit after this many chunks (simulates a kill)
 
 
 @dataclass
@@ -140,16 +139,13 @@ def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool =
 
     bar = tqdm(total=n_range, initial=n_range - sum(e - s for s, e in todo), unit="item",
                desc=f"{cfg.modality}:{cfg.encoder_name()}", disable=not progress, smoothing=0.1)
-    stop_after = int(os.environ.get(STOP_ENV, "0") or 0)
     runner = _encode_text if cfg.modality == "text" else _encode_images
     chunks_out = runner(enc, items, todo, cfg, root, meta, device, bar.update)  # bar ticks per batch
-    for i, (s, e, feats, status, digest) in enumerate(chunks_out):
+    for s, e, feats, status, digest in chunks_out:
         with atomic_path(work / f"chunk-{s:010d}.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, features=feats.astype(cfg.dtype), status=status.astype(np.int8),
                          digest=np.array(digest))
-        if stop_after and i + 1 >= stop_after:
-            os._exit(3)  # simulated kill: nothing after this point runs
     bar.close()
     return _assemble(out, work, ids, chunks, enc, cfg, items_ck, k, n)
 
