@@ -47,6 +47,8 @@ class Registry(Generic[T]):
             if name in self._items and self._items[name] is not obj:
                 raise MrsError(f"{self.kind} {name!r} is already registered ({self._items[name]!r})")
             self._items[name] = obj
+            if isinstance(obj, type) and "plugin_name" in dir(obj):
+                obj.plugin_name = name  # the class knows the name it is configured by
             self._rank.setdefault(name, (rank, len(self._rank)))
             return obj
         return deco

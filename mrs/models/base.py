@@ -60,7 +60,30 @@ class BuildContext:
         return {m: int(x.shape[1]) for m, x in self.features.items()}
 
 
-class Encoder(nn.Module):
+class Plugin(nn.Module):
+    """What every plug-in shares: its registered name, and options of its own.
+
+    A plug-in with options declares a dataclass ``Options``; users set them under
+    ``model.options.<name>.<key>`` (validated like every config key: unknown keys are errors), and
+    ``from_config`` reads them with ``cls.options(cfg)``. So a new plug-in's options need no edit
+    of :class:`mrs.models.config.ModelConfig`.
+    """
+
+    plugin_name: str = ""        # set by the registry
+    Options: type | None = None  # the plug-in's own options dataclass, if any
+
+    @classmethod
+    def options(cls, cfg: "ModelConfig") -> Any:
+        """This plug-in's ``Options`` from ``cfg.options[plugin_name]`` (defaults where unset)."""
+        from mrs.config import from_dict
+
+        if cls.Options is None:
+            return None
+        return from_dict(cls.Options, dict(cfg.options.get(cls.plugin_name) or {}),
+                         prefix=f"model.options.{cls.plugin_name}.")
+
+
+class Encoder(Plugin):
     """Phase 3: ``(user_ego (U, R), item_ego (I, R)) -> (user_emb (U, R), item_emb (I, R))``."""
 
     @classmethod
@@ -81,7 +104,7 @@ class Encoder(nn.Module):
         return {}
 
 
-class Fusion(nn.Module):
+class Fusion(Plugin):
     """Phase 2: item ID embeddings and content -> the item ego rows ``(I, n_blocks · r)``.
 
     ``needs_features``: whether the fusion reads content (``none`` does not). ``n_blocks``: how
@@ -113,7 +136,7 @@ class Fusion(nn.Module):
         return {}
 
 
-class UserEncoder(nn.Module):
+class UserEncoder(Plugin):
     """The user side: ego rows fed to the encoder, and the row a query uses."""
 
     @classmethod
@@ -133,7 +156,7 @@ class UserEncoder(nn.Module):
         return []
 
 
-class Scorer(nn.Module):
+class Scorer(Plugin):
     """Phase 3b: folds the user row and the query's modes into ``q (B, R)``; scores are ``q · I``."""
 
     @classmethod

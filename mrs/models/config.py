@@ -48,6 +48,25 @@ class ModelConfig:
     item_graph_weight: float = 1.0  # weight of the kNN-propagated item representation
     # semantic coupling Σ_i μ_i ‖q_i − W e_i‖², μ_i = μ0 / log(2 + n_i)
     coupling_mu0: float = 0.0  # μ0; 0 = off
+    # options of plug-ins that declare their own `Options` dataclass, by plug-in name:
+    # --set model.options.<plug-in>.<key>=value (see mrs/models/README.md)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Plug-in options must belong to a selected plug-in and match its ``Options`` fields."""
+        selected = {name: reg.get(name) for reg, name in ((ENCODERS, self.encoder), (FUSIONS, self.fusion),
+                                                           (USERS, self.user_encoder), (SCORERS, self.scorer))
+                    if name in reg}
+        for name, value in self.options.items():
+            if name not in selected:
+                raise MrsError(f"config key 'model.options.{name}': no selected plug-in is called {name!r} "
+                               f"(selected: {sorted(selected)})")
+            plugin = selected[name]
+            if plugin.Options is None:
+                raise MrsError(f"config key 'model.options.{name}': plug-in {name!r} takes no options")
+            if not isinstance(value, dict):
+                raise MrsError(f"config key 'model.options.{name}' must be a mapping, got {value!r}")
+            plugin.options(self)  # unknown keys and wrong types are errors naming the key
 
 
 def _check_features(features: dict[str, Tensor], n_items: int) -> dict[str, Tensor]:

@@ -3,6 +3,7 @@ default variants, the CLI help and training all pick it up without editing anoth
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -74,3 +75,47 @@ def test_unknown_plugin_names_the_key_and_the_choices():
 def test_a_name_registers_once():
     with pytest.raises(MrsError, match="encoder 'mf' is already registered"):
         ENCODERS.register("mf")(ToyEncoder)
+
+
+@dataclass
+class ScaleOptions:
+    scale: float = 1.0  # multiplies the toy's output
+
+
+class ScaledToy(ToyEncoder):
+    """Scaled toy: a plug-in with options of its own."""
+
+    Options = ScaleOptions
+
+    @classmethod
+    def from_config(cls, cfg, ctx) -> "ScaledToy":
+        enc = cls(cfg.dim)
+        enc.scale = cls.options(cfg).scale
+        return enc
+
+    def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
+        return self.scale * self.lin(user_ego), self.lin(item_ego)
+
+
+def test_plugin_options_live_under_model_options(tiny_data):
+    from mrs.models.config import build_model
+    from mrs.train.data import train_triples
+    from mrs.data.prepared import load_prepared
+
+    ENCODERS.register("scaled_toy")(ScaledToy)
+    try:
+        cfg = load_train_config(None, ["model.encoder=scaled_toy", "model.options.scaled_toy.scale=2.5",
+                                       "model.dim=4"])
+        ds = load_prepared(tiny_data)
+        t = train_triples(ds)
+        m = build_model(cfg.model, n_users=ds.n_users, n_items=ds.n_items, mode_cardinalities=[],
+                        train_users=t.users.numpy(), train_items=t.items.numpy())
+        assert m.encoder.scale == 2.5
+        with pytest.raises(MrsError, match=r"unknown config key 'model.options.scaled_toy.scal'"):
+            load_train_config(None, ["model.encoder=scaled_toy", "model.options.scaled_toy.scal=2"])
+        with pytest.raises(MrsError, match=r"'model.options.lightgcn': plug-in 'lightgcn' takes no options"):
+            load_train_config(None, ["model.options.lightgcn.scale=2"])
+        with pytest.raises(MrsError, match=r"'model.options.scaled_toy': no selected plug-in"):
+            load_train_config(None, ["model.options.scaled_toy.scale=2"])
+    finally:
+        ENCODERS.unregister("scaled_toy")
