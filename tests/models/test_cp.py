@@ -125,9 +125,11 @@ def test_l2_pulls_trained_mode_rows_towards_one():
     gen = torch.Generator().manual_seed(0)
 
     def batch(b=8):
-        return Batch(torch.randint(0, d.n_users, (b,), generator=gen), torch.randint(0, d.n_items, (b,), generator=gen),
-                     torch.randint(0, d.n_items, (b, 2), generator=gen),
-                     torch.stack([torch.randint(0, 2, (b,), generator=gen), torch.randint(0, 3, (b,), generator=gen)], 1))
+        def ints(n, *shape):
+            return torch.randint(0, n, shape, generator=gen)
+
+        return Batch(ints(d.n_users, b), ints(d.n_items, b), ints(d.n_items, b, 2),
+                     torch.stack([ints(2, b), ints(3, b)], 1))  # (B, 2) modes: context, time
 
     opt = torch.optim.Adam(cp.parameters(), lr=0.1)
     for _ in range(5):
