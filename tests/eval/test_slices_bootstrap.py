@@ -68,3 +68,21 @@ def test_bootstrap_contains_mean_and_shrinks_with_queries():
     (lo, hi), = bootstrap_ci(np.full(20, 0.4), 100)
     assert lo == pytest.approx(0.4) and hi == pytest.approx(0.4)
     assert np.isnan(bootstrap_ci(np.zeros((0, 2)), 100)).all()
+
+
+def test_bootstrap_level_sets_the_percentiles():
+    """``level`` picks the percentiles ``(1 ± level) / 2`` of the replicate means: checked at 0.5
+    and 0.99 against the same draws resampled by hand, and the intervals nest around 0.95's."""
+    rng = np.random.default_rng(5)
+    vals = rng.random((40, 2))
+    vals[rng.random(40) < 0.4, 1] = np.nan  # a slice column
+    draws = np.random.default_rng(11).integers(0, 40, size=(300, 40))  # one block: the same draws
+    means = np.nanmean(vals[draws], axis=1)  # (300, 2)
+    got = {}
+    for level in (0.5, 0.95, 0.99):
+        got[level] = bootstrap_ci(vals, 300, level, seed=11, block_elems=10**9)
+        a = (1 - level) / 2
+        want = np.quantile(means, [a, 1 - a], axis=0).T
+        np.testing.assert_allclose(got[level], want, rtol=1e-6)  # float32 sums: ~1e-7 relative
+    assert (got[0.99][:, 0] < got[0.95][:, 0]).all() and (got[0.95][:, 0] < got[0.5][:, 0]).all()
+    assert (got[0.5][:, 1] < got[0.95][:, 1]).all() and (got[0.95][:, 1] < got[0.99][:, 1]).all()

@@ -107,3 +107,44 @@ def test_model_deepcopies_and_reloads_from_state_dict(encoder):
     other.load_state_dict(sd)
     cp.eval()
     assert torch.allclose(other.full_sort_predict(users, modes), cp.full_sort_predict(users, modes))
+
+
+def _mode_tables(model) -> list[torch.Tensor]:
+    """The CP mode factor matrices ``(n_j, r)``, one per extra mode (the one place that knows where
+    the model keeps them)."""
+    return list(model.scorer.factors)
+
+
+def test_l2_pulls_trained_mode_rows_towards_one():
+    """The l2 part is ``(Σ‖user rows‖² + Σ‖item rows‖² + Σ‖mode rows − 1‖²) / B`` over the rows the
+    batch touched (each as often as used), and the loss adds it times λ (no 1/2). Checked after a
+    few optimiser steps, when the mode rows have moved away from their initial ones."""
+    reg = 0.5
+    d, cp, _ = _pair("mf", [2, 3], reg=reg)
+    cp.train()
+    gen = torch.Generator().manual_seed(0)
+
+    def batch(b=8):
+        def ints(n, *shape):
+            return torch.randint(0, n, shape, generator=gen)
+
+        return Batch(ints(d.n_users, b), ints(d.n_items, b), ints(d.n_items, b, 2),
+                     torch.stack([ints(2, b), ints(3, b)], 1))  # (B, 2) modes: context, time
+
+    opt = torch.optim.Adam(cp.parameters(), lr=0.1)
+    for _ in range(5):
+        loss, _ = cp.calculate_loss(batch())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    bt = batch()
+    with torch.no_grad():
+        loss, parts = cp.calculate_loss(bt)
+        items = torch.cat([bt.pos, bt.neg.reshape(-1)])
+        ids = cp.user_emb.weight[bt.users].pow(2).sum() + cp.item_emb.weight[items].pow(2).sum()
+        mode = sum((t[bt.modes[:, j]] - 1.0).pow(2).sum() for j, t in enumerate(_mode_tables(cp)))
+    assert mode > 0.05 * ids  # the mode rows moved (about 10% of the total): far above the tolerance
+    want = (ids + mode).item() / len(bt.users)
+    assert parts["l2"] == pytest.approx(want, rel=1e-5)
+    assert loss.item() == pytest.approx(parts["bpr"] + reg * want, rel=1e-5)

@@ -157,3 +157,32 @@ def test_content_filtration_prefers_aligned_edges():
     gen = torch.Generator().manual_seed(0)
     dropped_odd = sum(3 not in graph.sample_edges(w, 3, gen).tolist() for _ in range(100))
     assert dropped_odd > 95  # uniform pruning would drop it 25% of the time
+
+
+def test_pruned_graph_is_renormalised_on_the_kept_edges():
+    """After edge dropout the kept edges carry ``1/sqrt(d_u' d_i')`` with the degrees of the
+    *pruned* graph (FREEDOM renormalises), not the full graph's weights; ``R̂ᵀ`` is ``R̂``
+    transposed. Degrees and weights are recounted here by hand from the kept edge list."""
+    # 4 users, 5 items, 12 distinct edges; degrees vary so dropping any edge changes some weight
+    users = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3])
+    items = torch.tensor([0, 1, 2, 3, 0, 1, 4, 0, 2, 1, 3, 4])
+    n_users, n_items = 4, 5
+    w = graph.edge_keep_probs(users, items, n_users, n_items)
+    r_ui, r_iu = graph.pruned_blocks(users, items, n_users, n_items, w, drop=0.5,
+                                     generator=torch.Generator().manual_seed(0))
+    dense = r_ui.to_dense()
+    assert dense.shape == (n_users, n_items)
+    kept = [(int(u), int(i)) for u, i in torch.nonzero(dense)]
+    assert len(kept) == 6 and set(kept) <= set(zip(users.tolist(), items.tolist()))
+
+    deg_u = {u: sum(1 for a, _ in kept if a == u) for u, _ in kept}  # degrees in the pruned graph
+    deg_i = {i: sum(1 for _, b in kept if b == i) for _, i in kept}
+    full_u = {u: int((users == u).sum()) for u, _ in kept}
+    full_i = {i: int((items == i).sum()) for _, i in kept}
+    want = torch.zeros(n_users, n_items)
+    for u, i in kept:
+        want[u, i] = 1.0 / (deg_u[u] * deg_i[i]) ** 0.5
+    # the draw is informative: some kept edge's weight changes with pruning
+    assert any(deg_u[u] * deg_i[i] != full_u[u] * full_i[i] for u, i in kept)
+    assert torch.allclose(dense, want, atol=1e-6)
+    assert torch.allclose(r_iu.to_dense(), want.T, atol=1e-6)
