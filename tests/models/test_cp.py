@@ -142,7 +142,7 @@ def test_l2_pulls_trained_mode_rows_towards_one():
     with torch.no_grad():
         loss, parts = cp.calculate_loss(bt)
         items = torch.cat([bt.pos, bt.neg.reshape(-1)])
-        ids = cp.user_emb.weight[bt.users].pow(2).sum() + cp.item_emb.weight[items].pow(2).sum()
+        ids = cp.user_encoder.emb.weight[bt.users].pow(2).sum() + cp.item_emb.weight[items].pow(2).sum()
         mode = sum((t[bt.modes[:, j]] - 1.0).pow(2).sum() for j, t in enumerate(_mode_tables(cp)))
     assert mode > 0.05 * ids  # the mode rows moved (about 10% of the total): far above the tolerance
     want = (ids + mode).item() / len(bt.users)
