@@ -143,6 +143,10 @@ class UserEncoder(Plugin):
     def from_config(cls, cfg: "ModelConfig", ctx: BuildContext, dim: int) -> "UserEncoder":
         raise NotImplementedError
 
+    def reset_parameters(self) -> None:
+        """Initialise the weights. The model calls it once every module exists (after creating
+        its item table), so the initialisation draws come in one fixed, seed-reproducible order."""
+
     def ego(self) -> Tensor:
         """``(U, R)`` user rows the encoder propagates."""
         raise NotImplementedError

@@ -34,6 +34,9 @@ class CPRecommender(Recommender):
         self.n_users, self.n_items, self.reg = n_users, n_items, reg
         self.fusion, self.encoder, self.user_encoder = fusion, encoder, user_encoder
         self.item_emb = nn.Embedding(n_items, dim)  # (I, r): the ID block
+        # Initialisation order (seeded runs depend on it): the tables' default inits, then
+        # xavier on the user side, then on the item side.
+        self.user_encoder.reset_parameters()
         nn.init.xavier_uniform_(self.item_emb.weight)  # as MMRec's BPR / LightGCN
         self.scorer = scorer
         self.modality_names = list(features or {})

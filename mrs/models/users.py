@@ -16,7 +16,9 @@ class IdUserEncoder(UserEncoder):
 
     def __init__(self, n_users: int, dim: int):
         super().__init__()
-        self.emb = nn.Embedding(n_users, dim)  # (U, R)
+        self.emb = nn.Embedding(n_users, dim)  # (U, R); xavier in reset_parameters
+
+    def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.emb.weight)  # as MMRec's BPR / LightGCN
 
     @classmethod
