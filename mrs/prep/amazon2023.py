@@ -29,9 +29,10 @@ import pyarrow as pa
 from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
 from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log, nonempty, require_file,
-                             time_mode)
+                             require_nonnegative, time_mode)
 from mrs.prep.csvread import read_csv_typed
 from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl
+from mrs.prep.outdir import prepare_out
 from mrs.prep.splits import split_leave_last_out, split_mmrec, split_temporal
 
 
@@ -55,6 +56,8 @@ class Amazon2023Config:
     block_bytes: int = 1 << 26                 # jsonl bytes parsed per block (bounds memory on 66M-line files)
     max_bad_frac: float = 0.01                 # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"
+    overwrite: bool = False                    # replace an earlier prepared dataset at out (its features/ and images/ stay)
+    discard_derived: bool = False              # with overwrite: also delete its features/, images/ and cache/
 
 
 def official_trio(cfg: Amazon2023Config, reviews: Path) -> list[Path] | None:
@@ -99,6 +102,12 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     if split_kind == "official" and cfg.kcore > 1:
         raise MrsError("kcore: the official split is kept as is; k-core filtering would change it (use kcore=0)")
     paths = trio if split_kind == "official" else [reviews]
+    # every input and --out are checked before the (possibly hour-long) read of the reviews
+    meta_path = require_file(cfg.meta, "amazon2023 --meta") if cfg.meta else None
+    require_nonnegative(cfg, ("kcore", "test_days", "valid_days"), "amazon2023")
+    if cfg.block_bytes < 1:
+        raise MrsError(f"amazon2023: config key 'block_bytes' must be >= 1, got {cfg.block_bytes}")
+    carry = prepare_out(cfg.out, [*paths, meta_path], cfg.overwrite, cfg.discard_derived)
     bads = [BadRows(str(p), max_frac=cfg.max_bad_frac) for p in paths]
     is_csv = re.search(r"\.csv(\.gz)?$", reviews.name) is not None
     if is_csv:
@@ -150,8 +159,7 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
                           "image_url": pd.Series([None] * len(item_ids), dtype=object),
                           "main_category": pd.Series([None] * len(item_ids), dtype=object)})
     inputs = list(paths)
-    if cfg.meta:
-        meta_path = require_file(cfg.meta, "amazon2023 --meta")
+    if meta_path is not None:
         mbad = BadRows(str(meta_path), max_frac=cfg.max_bad_frac)
         meta = read_meta(meta_path, set(item_ids.tolist()), mbad)
         mbad.check()
@@ -172,7 +180,7 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
         source="amazon2023", modes=modes, params={**asdict(cfg), "split_used": split_kind},
         input_checksum=checksum,
         extra={"input_checksum_kind": kind, "image_root": "images",  # relative to the dataset dir
-               "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts})
+               "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts}, carry=carry)
     log.info("amazon2023: %d users, %d items, %d interactions -> %s", len(users), len(items), len(inter), out)
     return out
 

@@ -21,6 +21,9 @@ def build_config(cls: type, args: argparse.Namespace, flags: dict[str, str],
         value = getattr(args, dest, None)
         if value is not None:
             data[key] = value
+    for key in ("overwrite", "discard_derived"):  # the --out safety flags every source shares
+        if getattr(args, key, False):
+            data[key] = True
     merge_overrides(data, getattr(args, "set", None) or [])
     cfg = from_dict(cls, data)
     for key in required:
@@ -36,6 +39,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override any config key (repeatable), e.g. --set max_bad_frac=0.05")
     p.add_argument("--out", help="output prepared-dataset directory")
     p.add_argument("--name", help="dataset name (default from the input)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier prepared dataset at --out (its features/ and images/ are kept)")
+    p.add_argument("--discard-derived", dest="discard_derived", action="store_true",
+                   help="with --overwrite: also delete the old dataset's features/, images/ and cache/")
 
 
 def _run_amazon2014(args: argparse.Namespace) -> int:
@@ -61,7 +68,8 @@ def _run_amazon2023(args: argparse.Namespace) -> int:
     from mrs.prep.amazon2023 import Amazon2023Config, prepare_amazon2023
     cfg = build_config(Amazon2023Config, args, {"reviews": "reviews", "meta": "meta", "out": "out",
                                                 "name": "name", "kcore": "kcore", "split": "split",
-                                                "valid": "valid", "test": "test"},
+                                                "valid": "valid", "test": "test",
+                                                "timestamp_unit": "timestamp_unit"},
                        required=("reviews", "out"))
     _report(prepare_amazon2023(cfg))
     return 0
@@ -109,6 +117,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test", help="explicit test csv of an official split")
     p.add_argument("--kcore", type=int, help="k-core filter (0/1: none)")
     p.add_argument("--split", choices=["auto", "official", "leave-last-out", "temporal", "mmrec"])
+    p.add_argument("--timestamp-unit", dest="timestamp_unit", choices=["auto", "ms", "s"],
+                   help="unit of 'timestamp' (default auto: ms, or s when every value is below 1e11)")
     p.set_defaults(func=_run_amazon2023)
 
     p = srcs.add_parser("amazon2014", help="Amazon 2014 5-core `user item item ...` text (SASRec/ICLRec)")

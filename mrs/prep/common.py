@@ -90,6 +90,18 @@ def require_columns(present: Sequence[str], required: Sequence[str], path: str |
         raise MrsError(f"{path}: missing required column {missing[0]!r} (found: {', '.join(present)})")
 
 
+def require_nonnegative(cfg: object, keys: Sequence[str], source: str) -> None:
+    """Counts and windows (``last_weeks``, ``test_days``, ``kcore``...) below zero are typos, not
+    "none": refuse them rather than silently treating them as 0."""
+    for key in keys:
+        v = getattr(cfg, key)
+        if v < 0:
+            raise MrsError(f"{source}: config key {key!r} must be >= 0, got {v}")
+    frac = getattr(cfg, "max_bad_frac", 0.0)
+    if not 0.0 <= frac <= 1.0:
+        raise MrsError(f"{source}: config key 'max_bad_frac' must be in [0, 1], got {frac}")
+
+
 def nonempty(n: int, what: str) -> None:
     """Fail with the name of the filter that removed everything."""
     if n == 0:
