@@ -19,3 +19,12 @@ def cli_error(capsys):
         return rc, err[0]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """The trainer tests' tiny planted dataset (modes, two 8-d feature stores)."""
+    from mrs.synth import make_prepared
+
+    return make_prepared(tmp_path_factory.mktemp("tiny") / "ds", n_users=60, n_items=80,
+                         n_interactions=1500, seed=0, modes=True, features_dim=8)
