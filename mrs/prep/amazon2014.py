@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mrs.data.prepared import write_prepared
-from mrs.prep.common import BadRows, factorize, input_checksum, log, nonempty, require_file, require_nonnegative
+from mrs.prep.common import BOM, BadRows, factorize, input_checksum, log, nonempty, require_file, require_nonnegative
 from mrs.prep.outdir import prepare_out
 from mrs.prep.splits import split_leave_last_out, split_mmrec
 
@@ -49,6 +49,8 @@ def read_sequences(path: Path, bad: BadRows) -> tuple[np.ndarray, np.ndarray, np
     pos: list[np.ndarray] = []
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(BOM)  # an editor's byte order mark is not part of the user id
             if not raw.strip():
                 continue  # blank lines (a trailing newline) are not rows
             bad.total += 1

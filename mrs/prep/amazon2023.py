@@ -29,7 +29,7 @@ import pyarrow as pa
 from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
 from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log, nonempty, require_file,
-                             require_nonnegative, time_mode)
+                             require_nonnegative, time_mode, timestamps_to_seconds)
 from mrs.prep.csvread import read_csv_typed
 from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl
 from mrs.prep.outdir import prepare_out
@@ -49,7 +49,7 @@ class Amazon2023Config:
     dedup: bool = True                         # keep only the first review of a (user, item) pair
     context_mode: Literal["weekday_weekend", "weekday", "hour", "none"] = "weekday_weekend"
     time_mode: Literal["month", "season", "week", "none"] = "month"
-    timestamp_unit: Literal["ms", "s"] = "ms"  # Amazon 2023 timestamps are milliseconds
+    timestamp_unit: Literal["auto", "ms", "s"] = "auto"  # Amazon 2023 uses ms; auto also detects seconds
     test_days: int = 30                        # temporal split only
     valid_days: int = 30                       # temporal split only
     seed: int = 2023                           # mmrec split only
@@ -118,8 +118,7 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
         label = None
     nonempty(len(u), f"reading {reviews}")
     counts: dict = {"reviews_read": int(len(u))}
-    if cfg.timestamp_unit == "ms":
-        ts = ts // 1000
+    ts, counts["timestamp_unit"] = timestamps_to_seconds(ts, cfg.timestamp_unit, str(reviews))
 
     keep = np.ones(len(u), dtype=bool)
     if cfg.dedup and split_kind != "official":
@@ -161,9 +160,11 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     inputs = list(paths)
     if meta_path is not None:
         mbad = BadRows(str(meta_path), max_frac=cfg.max_bad_frac)
-        meta = read_meta(meta_path, set(item_ids.tolist()), mbad)
+        unmatched: dict = {"n": 0, "examples": []}
+        meta = read_meta(meta_path, set(item_ids.tolist()), mbad, unmatched)
         mbad.check()
         rows = [meta.get(a) for a in item_ids]
+        _warn_unmatched(meta_path, item_ids, rows, unmatched)
         items["text"] = [r[0] if r else "" for r in rows]
         items["image_url"] = [r[1] if r else None for r in rows]
         items["main_category"] = [r[2] if r else None for r in rows]
@@ -183,6 +184,17 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
                "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts}, carry=carry)
     log.info("amazon2023: %d users, %d items, %d interactions -> %s", len(users), len(items), len(inter), out)
     return out
+
+
+def _warn_unmatched(meta_path: Path, item_ids: np.ndarray, rows: list, unmatched: dict) -> None:
+    """Items without a meta row get no text and no image URL: say so, with examples of both sides
+    (ids differing in case, whitespace or encoding show up side by side)."""
+    missing = [a for a, r in zip(item_ids, rows) if r is None]
+    if not missing:
+        return
+    log.warning("%s: %d of %d review items have no meta row, so no text or image URL (e.g. %s); "
+                "%d meta rows match no review item (e.g. %s)", meta_path, len(missing), len(item_ids),
+                ", ".join(map(repr, missing[:3])), unmatched["n"], ", ".join(map(repr, unmatched["examples"])) or "-")
 
 
 def _kcore_masked(u: np.ndarray, i: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:

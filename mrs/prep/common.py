@@ -102,6 +102,33 @@ def require_nonnegative(cfg: object, keys: Sequence[str], source: str) -> None:
         raise MrsError(f"{source}: config key 'max_bad_frac' must be in [0, 1], got {frac}")
 
 
+BOM = b"\xef\xbb\xbf"          # UTF-8 byte order mark some editors (Excel) put first
+SECONDS_BELOW = 10 ** 11        # as ms that is 1973-03-03; as s, year 5138: smaller values are seconds
+
+
+def timestamps_to_seconds(ts: np.ndarray, unit: str, where: str) -> tuple[np.ndarray, str]:
+    """Unix seconds from ``ts`` in ``unit`` (``ms``, ``s``, or ``auto``); returns (seconds, unit used).
+
+    ``auto`` reads milliseconds (Amazon 2023's unit) unless the values are seconds, which would
+    otherwise all land in January 1970 (one time mode): then it warns and converts. A file mixing
+    both is refused; ``unit`` forces either.
+    """
+    if unit == "auto":
+        small = int(np.count_nonzero(ts < SECONDS_BELOW)) if len(ts) else 0
+        if small <= 0.01 * len(ts):
+            unit = "ms"
+        elif small >= 0.99 * len(ts):
+            unit = "s"
+            example = pd.to_datetime(int(ts[0]), unit="s", utc=True).date()
+            log.warning("%s: timestamps are in seconds, not milliseconds (%d of %d below 1e11, e.g. %d = %s); "
+                        "reading them as seconds (force with --timestamp-unit ms)", where, small, len(ts),
+                        int(ts[0]), example)
+        else:
+            raise MrsError(f"{where}: timestamps mix units: {small} of {len(ts)} are below 1e11 (seconds) and "
+                           f"the rest look like milliseconds; force one with --timestamp-unit s|ms")
+    return (ts // 1000 if unit == "ms" else ts), unit
+
+
 def nonempty(n: int, what: str) -> None:
     """Fail with the name of the filter that removed everything."""
     if n == 0:

@@ -29,7 +29,8 @@ _DATE_FMT = "%Y-%m-%d"
 
 def read_header(path: Path) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as f:
+    # utf-8-sig: a byte order mark (Excel's csv) is not part of the first column's name
+    with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as f:
         try:
             return next(csv.reader(f))
         except StopIteration:
