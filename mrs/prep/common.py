@@ -6,11 +6,14 @@ Nothing here knows about a particular source; each source module (``hm``, ``amaz
 """
 from __future__ import annotations
 
+import contextlib
+import gzip
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -82,6 +85,20 @@ def require_file(path: str | os.PathLike | None, what: str) -> Path:
     if not p.is_file():
         raise MrsError(f"{what}: file not found: {p}")
     return p
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike) -> Iterator[None]:
+    """Decompression and I/O errors while reading ``path`` (a truncated ``.gz``, a ``.gz`` that is
+    not gzip) become a one-line ``MrsError`` naming the file instead of a traceback."""
+    try:
+        yield
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise MrsError(f"{path}: truncated or not a gzip file ({type(e).__name__}: {e})") from None
+    except OSError as e:  # pyarrow's "Truncated compressed stream", EIO, ...
+        if str(path).endswith(".gz"):
+            raise MrsError(f"{path}: truncated or not a gzip file ({type(e).__name__}: {e})") from None
+        raise MrsError(f"{path}: cannot read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def require_columns(present: Sequence[str], required: Sequence[str], path: str | os.PathLike) -> None:

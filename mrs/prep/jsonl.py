@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 from tqdm import tqdm
 
-from mrs.prep.common import BOM, BadRows
+from mrs.prep.common import BOM, BadRows, reading
 
 REVIEW_SCHEMA = pa.schema([("user_id", pa.string()), ("parent_asin", pa.string()), ("asin", pa.string()),
                            ("rating", pa.float64()), ("timestamp", pa.int64())])
@@ -141,8 +141,8 @@ def read_reviews_jsonl(path: Path, bad: BadRows, block_bytes: int = 1 << 26
     users, items = IdBuilder(), IdBuilder()
     ts_parts, rating_parts = [], []
     total = path.stat().st_size if path.suffix != ".gz" else None
-    with open_text(path) as f, tqdm(desc=f"reading {path.name}", total=total, unit="B", unit_scale=True,
-                                    mininterval=2.0, leave=False) as bar:
+    with reading(path), open_text(path) as f, tqdm(desc=f"reading {path.name}", total=total, unit="B",
+                                                   unit_scale=True, mininterval=2.0, leave=False) as bar:
         for block, first in _blocks(f, block_bytes):
             t, rows_lines = _parse_block(block, first, bad)
             bad.total += t.num_rows
@@ -236,7 +236,7 @@ def read_meta(path: Path, wanted: set[str] | None, bad: BadRows, unmatched: dict
     "examples": []}``) counts the meta rows no review has, keeping a few ids for the warning.
     """
     out: dict[str, tuple[str, str | None, str | None]] = {}
-    with open_text(path) as f:
+    with reading(path), open_text(path) as f:
         for n, line in enumerate(tqdm(f, desc=f"reading {path.name}", unit=" lines", unit_scale=True,
                                       mininterval=2.0, leave=False), 1):
             if n == 1:
