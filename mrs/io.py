@@ -8,17 +8,23 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+def atomic_dir(final: str | os.PathLike, overwrite: bool = True,
+               carry: Iterable[str] = ()) -> Iterator[Path]:
     """Yield a temporary sibling directory; rename it onto ``final`` only if the block succeeds.
 
     A killed or failing run leaves ``final`` untouched (the temporary ``.<name>.tmp-*`` sibling is
     removed on exceptions; after a hard kill it may remain and is ignored by readers).
+    ``carry``: entries of an existing ``final`` moved into the new directory right after the swap
+    (a re-prepared dataset keeps its ``features/`` and ``images/``); the rest of the old directory
+    is deleted, so callers decide what may go. An existing *file* at ``final`` is never replaced.
     """
-    final = Path(final)
+    final, carry = Path(final), list(carry)
+    if final.exists() and not final.is_dir():
+        raise FileExistsError(f"{final} exists and is not a directory")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; results should be as readable as mkdir's
@@ -31,9 +37,19 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
         if not overwrite:
             shutil.rmtree(tmp, ignore_errors=True)
             raise FileExistsError(f"{final} already exists")
+        clash = [n for n in carry if (tmp / n).exists() and ((final / n).exists() or (final / n).is_symlink())]
+        if clash:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FileExistsError(f"{final / clash[0]}: the new {final.name} also writes {clash[0]!r}")
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
         os.replace(tmp, final)
+        # Carried entries move after the swap: a kill here leaves them in ``old``, a complete
+        # previous output from which the next run restores them (mrs.prep.outdir).
+        for name in carry:
+            src = old / name
+            if src.exists() or src.is_symlink():
+                os.rename(src, final / name)  # same filesystem: a rename, never a copy
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
@@ -45,6 +61,8 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    # mkstemp makes 0600 and the rename keeps it: give results the mode open() would (umask)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp = Path(name)
     try:

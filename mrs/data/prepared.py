@@ -84,11 +84,13 @@ class PreparedDataset:
 def write_prepared(out_dir: str | Path, interactions: pd.DataFrame, items: pd.DataFrame,
                    users: pd.DataFrame, *, name: str, source: str, modes: dict[str, dict],
                    params: dict[str, Any], input_checksum: str,
-                   extra: dict[str, Any] | None = None) -> Path:
+                   extra: dict[str, Any] | None = None, carry: list[str] | None = None) -> Path:
     """Validate and write a prepared dataset to ``out_dir`` atomically; return the path.
 
     ``modes`` maps each extra mode column in ``interactions`` to ``{"cardinality": n,
     "labels": [...]}``. ``extra`` adds source-specific counts (e.g. items missing metadata).
+    ``carry``: entries of an existing ``out_dir`` moved into the new one; by default every entry
+    but the four files written here (``features/``, ``images/`` and anything else stay).
     """
     out_dir = Path(out_dir)
     if len(interactions) == 0:
@@ -133,7 +135,9 @@ def write_prepared(out_dir: str | Path, interactions: pd.DataFrame, items: pd.Da
         "items_checksum": items_checksum(items["item_id"]),
         **(extra or {}),
     }
-    with atomic_dir(out_dir) as tmp:
+    if carry is None:
+        carry = sorted(e.name for e in out_dir.iterdir() if e.name not in FILES) if out_dir.is_dir() else []
+    with atomic_dir(out_dir, carry=carry) as tmp:
         inter.to_parquet(tmp / "interactions.parquet", index=False)
         items.to_parquet(tmp / "items.parquet", index=False)
         users.to_parquet(tmp / "users.parquet", index=False)

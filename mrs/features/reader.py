@@ -76,6 +76,8 @@ def load_features(dataset_dir: str | os.PathLike, name: str, fill: Fill = "mean"
         raise MrsError(f"{path}: is shard {meta['shard']}; join the shards with `mrs features merge`")
     x = torch.from_numpy(feats).to(dtype or torch.float32)  # (I, d); torch converts f16 in parallel
     mask = torch.from_numpy(present)
+    if meta.get("normalisation") == "l2":
+        check_unit_rows(path, x, mask)
     if not bool(mask.all()):
         absent = ~mask
         if fill == "mean" and bool(mask.any()):
@@ -83,6 +85,21 @@ def load_features(dataset_dir: str | os.PathLike, name: str, fill: Fill = "mean"
         else:
             x[absent] = 0
     return x, mask
+
+
+def check_unit_rows(path: Path, x, present, tol: float = 2e-2) -> None:
+    """The writer L2-normalised every present row: a row that is not unit-norm (or not finite) was
+    damaged on disk (an LMDB store, or an HDF5 one from before per-chunk checksums)."""
+    import torch
+
+    norms = torch.linalg.vector_norm(x, dim=1, dtype=torch.float32)  # (I,)
+    bad = present & ~((norms - 1).abs() <= tol)  # NaN compares False: caught too
+    n_bad = int(bad.sum())
+    if n_bad:
+        rows = torch.nonzero(bad).flatten()[:5].tolist()
+        shown = ", ".join(f"{r} (norm {norms[r].item():.3g})" for r in rows)
+        raise MrsError(f"{path}: damaged: {n_bad} of {int(present.sum())} present rows are not unit-norm "
+                       f"though the store was written L2-normalised (rows {shown}); re-run `mrs features`")
 
 
 def list_features(dataset_dir: str | os.PathLike) -> list[dict]:

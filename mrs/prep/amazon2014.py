@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from mrs.data.prepared import write_prepared
+from mrs.prep.common import BOM, BadRows, factorize, input_checksum, log, nonempty, require_file, require_nonnegative
+from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
-from mrs.prep.common import BadRows, factorize, input_checksum, log, nonempty, require_file
 from mrs.prep.splits import split_leave_last_out, split_mmrec
 
 
@@ -38,6 +39,8 @@ class Amazon2014Config:
     dedup: bool = True                          # drop repeated (user, item) pairs (counted)
     max_bad_frac: float = 0.01                  # fail when more malformed lines than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"  # input checksum (stat: size+mtime)
+    overwrite: bool = False                     # replace an earlier prepared dataset at out (its features/ and images/ stay)
+    discard_derived: bool = False              # with overwrite: also delete its features/, images/ and cache/
 
 
 def read_sequences(path: Path, bad: BadRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,6 +50,8 @@ def read_sequences(path: Path, bad: BadRows) -> tuple[np.ndarray, np.ndarray, np
     pos: list[np.ndarray] = []
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(BOM)  # an editor's byte order mark is not part of the user id
             if not raw.strip():
                 continue  # blank lines (a trailing newline) are not rows
             bad.total += 1
@@ -71,6 +76,8 @@ def read_sequences(path: Path, bad: BadRows) -> tuple[np.ndarray, np.ndarray, np
 def prepare_amazon2014(cfg: Amazon2014Config) -> Path:
     path = require_file(cfg.sequences, "amazon2014 --sequences")
     name = cfg.name or path.stem
+    require_nonnegative(cfg, (), "amazon2014")
+    carry = prepare_out(cfg.out, [path], cfg.overwrite, cfg.discard_derived)  # before the long read
     bad = BadRows(str(path), max_frac=cfg.max_bad_frac)
     raw_u, raw_i, pos = read_sequences(path, bad)
     nonempty(len(raw_u), f"reading {path}")
@@ -101,7 +108,7 @@ def prepare_amazon2014(cfg: Amazon2014Config) -> Path:
         params=asdict(cfg), input_checksum=checksum,
         extra={"input_checksum_kind": kind, "bad_rows": {path.name: bad.summary()},
                "repeated_pairs": n_dup, "repeated_pairs_dropped": bool(cfg.dedup and n_dup),
-               "users_all_train": int((counts < 3).sum())})
+               "users_all_train": int((counts < 3).sum())}, carry=carry)
     log.info("%s: %d users, %d items, %d interactions -> %s", name, len(user_ids), len(item_ids),
              len(inter), out)
     return out

@@ -30,9 +30,10 @@ from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
 from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log, nonempty, require_file,
-                             time_mode)
+                             require_nonnegative, time_mode, timestamps_to_seconds)
 from mrs.prep.csvread import read_csv_typed
 from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl
+from mrs.prep.outdir import prepare_out
 from mrs.prep.splits import split_leave_last_out, split_mmrec, split_temporal
 
 
@@ -49,13 +50,15 @@ class Amazon2023Config:
     dedup: bool = True                         # keep only the first review of a (user, item) pair
     context_mode: Literal["weekday_weekend", "weekday", "hour", "none"] = "weekday_weekend"
     time_mode: Literal["month", "season", "week", "none"] = "month"
-    timestamp_unit: Literal["ms", "s"] = "ms"  # Amazon 2023 timestamps are milliseconds
+    timestamp_unit: Literal["auto", "ms", "s"] = "auto"  # Amazon 2023 uses ms; auto also detects seconds
     test_days: int = 30                        # temporal split only
     valid_days: int = 30                       # temporal split only
     seed: int = 2023                           # mmrec split only
     block_bytes: int = 1 << 26                 # jsonl bytes parsed per block (bounds memory on 66M-line files)
     max_bad_frac: float = 0.01                 # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"
+    overwrite: bool = False                    # replace an earlier prepared dataset at out (its features/ and images/ stay)
+    discard_derived: bool = False              # with overwrite: also delete its features/, images/ and cache/
 
 
 def official_trio(cfg: Amazon2023Config, reviews: Path) -> list[Path] | None:
@@ -100,6 +103,12 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     if split_kind == "official" and cfg.kcore > 1:
         raise MrsError("kcore: the official split is kept as is; k-core filtering would change it (use kcore=0)")
     paths = trio if split_kind == "official" else [reviews]
+    # every input and --out are checked before the (possibly hour-long) read of the reviews
+    meta_path = require_file(cfg.meta, "amazon2023 --meta") if cfg.meta else None
+    require_nonnegative(cfg, ("kcore", "test_days", "valid_days"), "amazon2023")
+    if cfg.block_bytes < 1:
+        raise MrsError(f"amazon2023: config key 'block_bytes' must be >= 1, got {cfg.block_bytes}")
+    carry = prepare_out(cfg.out, [*paths, meta_path], cfg.overwrite, cfg.discard_derived)
     bads = [BadRows(str(p), max_frac=cfg.max_bad_frac) for p in paths]
     is_csv = re.search(r"\.csv(\.gz)?$", reviews.name) is not None
     if is_csv:
@@ -110,8 +119,7 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
         label = None
     nonempty(len(u), f"reading {reviews}")
     counts: dict = {"reviews_read": int(len(u))}
-    if cfg.timestamp_unit == "ms":
-        ts = ts // 1000
+    ts, counts["timestamp_unit"] = timestamps_to_seconds(ts, cfg.timestamp_unit, str(reviews))
 
     keep = np.ones(len(u), dtype=bool)
     if cfg.dedup and split_kind != "official":
@@ -151,12 +159,13 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
                           "image_url": pd.Series([None] * len(item_ids), dtype=object),
                           "main_category": pd.Series([None] * len(item_ids), dtype=object)})
     inputs = list(paths)
-    if cfg.meta:
-        meta_path = require_file(cfg.meta, "amazon2023 --meta")
+    if meta_path is not None:
         mbad = BadRows(str(meta_path), max_frac=cfg.max_bad_frac)
-        meta = read_meta(meta_path, set(item_ids.tolist()), mbad)
+        unmatched: dict = {"n": 0, "examples": []}
+        meta = read_meta(meta_path, set(item_ids.tolist()), mbad, unmatched)
         mbad.check()
         rows = [meta.get(a) for a in item_ids]
+        _warn_unmatched(meta_path, item_ids, rows, unmatched)
         items["text"] = [r[0] if r else "" for r in rows]
         items["image_url"] = [r[1] if r else None for r in rows]
         items["main_category"] = [r[2] if r else None for r in rows]
@@ -173,9 +182,20 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
         source="amazon2023", modes=modes, params={**asdict(cfg), "split_used": split_kind},
         input_checksum=checksum,
         extra={"input_checksum_kind": kind, "image_root": "images",  # relative to the dataset dir
-               "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts})
+               "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts}, carry=carry)
     log.info("amazon2023: %d users, %d items, %d interactions -> %s", len(users), len(items), len(inter), out)
     return out
+
+
+def _warn_unmatched(meta_path: Path, item_ids: np.ndarray, rows: list, unmatched: dict) -> None:
+    """Items without a meta row get no text and no image URL: say so, with examples of both sides
+    (ids differing in case, whitespace or encoding show up side by side)."""
+    missing = [a for a, r in zip(item_ids, rows) if r is None]
+    if not missing:
+        return
+    log.warning("%s: %d of %d review items have no meta row, so no text or image URL (e.g. %s); "
+                "%d meta rows match no review item (e.g. %s)", meta_path, len(missing), len(item_ids),
+                ", ".join(map(repr, missing[:3])), unmatched["n"], ", ".join(map(repr, unmatched["examples"])) or "-")
 
 
 def _kcore_masked(u: np.ndarray, i: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
@@ -195,4 +215,6 @@ SOURCES.register("amazon2023", rank=1)(Source(
              Option("--valid", "valid", help="explicit valid csv of an official split"),
              Option("--test", "test", help="explicit test csv of an official split"),
              Option("--kcore", "kcore", type=int, help="k-core filter (0/1: none)"),
-             Option("--split", "split", choices=["auto", "official", "leave-last-out", "temporal", "mmrec"]))))
+             Option("--split", "split", choices=["auto", "official", "leave-last-out", "temporal", "mmrec"]),
+             Option("--timestamp-unit", "timestamp_unit", choices=["auto", "ms", "s"],
+                    help="unit of 'timestamp' (default auto: ms, or s when every value is below 1e11)"))))

@@ -22,6 +22,9 @@ def build_config(cls: type, args: argparse.Namespace, flags: dict[str, str],
         value = getattr(args, dest, None)
         if value is not None:
             data[key] = value
+    for key in ("overwrite", "discard_derived"):  # the --out safety flags every source shares
+        if getattr(args, key, False):
+            data[key] = True
     merge_overrides(data, getattr(args, "set", None) or [])
     cfg = from_dict(cls, data)
     for key in required:
@@ -37,6 +40,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override any config key (repeatable), e.g. --set max_bad_frac=0.05")
     p.add_argument("--out", help="output prepared-dataset directory")
     p.add_argument("--name", help="dataset name (default from the input)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier prepared dataset at --out (its features/ and images/ are kept)")
+    p.add_argument("--discard-derived", dest="discard_derived", action="store_true",
+                   help="with --overwrite: also delete the old dataset's features/, images/ and cache/")
 
 
 def _run_source(name: str, args: argparse.Namespace) -> int:

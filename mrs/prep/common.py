@@ -6,11 +6,14 @@ Nothing here knows about a particular source; each source module (``hm``, ``amaz
 """
 from __future__ import annotations
 
+import contextlib
+import gzip
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -84,10 +87,63 @@ def require_file(path: str | os.PathLike | None, what: str) -> Path:
     return p
 
 
+@contextlib.contextmanager
+def reading(path: str | os.PathLike) -> Iterator[None]:
+    """Decompression and I/O errors while reading ``path`` (a truncated ``.gz``, a ``.gz`` that is
+    not gzip) become a one-line ``MrsError`` naming the file instead of a traceback."""
+    try:
+        yield
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise MrsError(f"{path}: truncated or not a gzip file ({type(e).__name__}: {e})") from None
+    except OSError as e:  # pyarrow's "Truncated compressed stream", EIO, ...
+        if str(path).endswith(".gz"):
+            raise MrsError(f"{path}: truncated or not a gzip file ({type(e).__name__}: {e})") from None
+        raise MrsError(f"{path}: cannot read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+
 def require_columns(present: Sequence[str], required: Sequence[str], path: str | os.PathLike) -> None:
     missing = [c for c in required if c not in present]
     if missing:
         raise MrsError(f"{path}: missing required column {missing[0]!r} (found: {', '.join(present)})")
+
+
+def require_nonnegative(cfg: object, keys: Sequence[str], source: str) -> None:
+    """Counts and windows (``last_weeks``, ``test_days``, ``kcore``...) below zero are typos, not
+    "none": refuse them rather than silently treating them as 0."""
+    for key in keys:
+        v = getattr(cfg, key)
+        if v < 0:
+            raise MrsError(f"{source}: config key {key!r} must be >= 0, got {v}")
+    frac = getattr(cfg, "max_bad_frac", 0.0)
+    if not 0.0 <= frac <= 1.0:
+        raise MrsError(f"{source}: config key 'max_bad_frac' must be in [0, 1], got {frac}")
+
+
+BOM = b"\xef\xbb\xbf"          # UTF-8 byte order mark some editors (Excel) put first
+SECONDS_BELOW = 10 ** 11        # as ms that is 1973-03-03; as s, year 5138: smaller values are seconds
+
+
+def timestamps_to_seconds(ts: np.ndarray, unit: str, where: str) -> tuple[np.ndarray, str]:
+    """Unix seconds from ``ts`` in ``unit`` (``ms``, ``s``, or ``auto``); returns (seconds, unit used).
+
+    ``auto`` reads milliseconds (Amazon 2023's unit) unless the values are seconds, which would
+    otherwise all land in January 1970 (one time mode): then it warns and converts. A file mixing
+    both is refused; ``unit`` forces either.
+    """
+    if unit == "auto":
+        small = int(np.count_nonzero(ts < SECONDS_BELOW)) if len(ts) else 0
+        if small <= 0.01 * len(ts):
+            unit = "ms"
+        elif small >= 0.99 * len(ts):
+            unit = "s"
+            example = pd.to_datetime(int(ts[0]), unit="s", utc=True).date()
+            log.warning("%s: timestamps are in seconds, not milliseconds (%d of %d below 1e11, e.g. %d = %s); "
+                        "reading them as seconds (force with --timestamp-unit ms)", where, small, len(ts),
+                        int(ts[0]), example)
+        else:
+            raise MrsError(f"{where}: timestamps mix units: {small} of {len(ts)} are below 1e11 (seconds) and "
+                           f"the rest look like milliseconds; force one with --timestamp-unit s|ms")
+    return (ts // 1000 if unit == "ms" else ts), unit
 
 
 def nonempty(n: int, what: str) -> None:

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from mrs.errors import MrsError
-from mrs.prep.common import BadRows, require_columns
+from mrs.prep.common import BadRows, reading, require_columns
 
 _INT_RE = r"^\s*[+-]?\d+\s*$"
 _NUM_RE = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
@@ -29,7 +29,8 @@ _DATE_FMT = "%Y-%m-%d"
 
 def read_header(path: Path) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as f:
+    # utf-8-sig: a byte order mark (Excel's csv) is not part of the first column's name
+    with reading(path), opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as f:
         try:
             return next(csv.reader(f))
         except StopIteration:
@@ -66,6 +67,10 @@ def read_csv_typed(path: Path, types: dict[str, pa.DataType], bad: BadRows, requ
         return "skip"
 
     def read(col_types: dict[str, pa.DataType], threads: bool) -> pa.Table:
+        with reading(path):
+            return _read_csv(col_types, threads)
+
+    def _read_csv(col_types: dict[str, pa.DataType], threads: bool) -> pa.Table:
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=threads, block_size=block_size,

@@ -36,8 +36,9 @@ from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
 from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.common import (BadRows, categorical_mode, compact_codes, input_checksum, log, nonempty,
-                             require_file, time_mode)
+                             require_file, require_nonnegative, time_mode)
 from mrs.prep.csvread import read_csv_typed
+from mrs.prep.outdir import prepare_out
 from mrs.prep.splits import split_leave_last_out, split_temporal
 
 TEXT_FIELDS = ["prod_name", "product_type_name", "product_group_name", "colour_group_name",
@@ -63,6 +64,8 @@ class HMConfig:
     customer_attrs: bool = True                # add age, club status, news frequency from customers.csv
     max_bad_frac: float = 0.01                 # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"  # auto: stat (size+mtime) above 1 GiB
+    overwrite: bool = False                    # replace an earlier prepared dataset at out (its features/ and images/ stay)
+    discard_derived: bool = False              # with overwrite: also delete its features/, images/ and cache/
 
 
 def prepare_hm(cfg: HMConfig) -> Path:
@@ -71,6 +74,8 @@ def prepare_hm(cfg: HMConfig) -> Path:
         raise MrsError(f"hm --raw: directory not found: {raw}")
     tx_path = require_file(raw / "transactions_train.csv", "hm transactions")
     art_path = require_file(raw / "articles.csv", "hm articles")
+    require_nonnegative(cfg, ("last_weeks", "test_days", "valid_days"), "hm")
+    carry = prepare_out(cfg.out, [raw], cfg.overwrite, cfg.discard_derived)  # before the long read
     t0 = time.perf_counter()
     bad = BadRows(str(tx_path), max_frac=cfg.max_bad_frac)
     req = ["t_dat", "customer_id", "article_id", "sales_channel_id"]
@@ -161,7 +166,7 @@ def prepare_hm(cfg: HMConfig) -> Path:
         cfg.out, inter, items, users, name=cfg.name, source="hm", modes=modes, params=asdict(cfg),
         input_checksum=checksum,
         extra={"input_checksum_kind": kind, "image_root": str(image_root) if image_root else None,
-               "bad_rows": {tx_path.name: bad.summary()}, **counts, **item_counts})
+               "bad_rows": {tx_path.name: bad.summary()}, **counts, **item_counts}, carry=carry)
     log.info("hm: %d users, %d items, %d interactions -> %s (%.1f s)", len(users), len(items), len(inter), out,
              time.perf_counter() - t0)
     return out

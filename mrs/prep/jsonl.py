@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 from tqdm import tqdm
 
-from mrs.prep.common import BadRows
+from mrs.prep.common import BOM, BadRows, reading
 
 REVIEW_SCHEMA = pa.schema([("user_id", pa.string()), ("parent_asin", pa.string()), ("asin", pa.string()),
                            ("rating", pa.float64()), ("timestamp", pa.int64())])
@@ -70,9 +70,11 @@ class IdBuilder:
 
 def _blocks(f: IO[bytes], block_bytes: int) -> Iterator[tuple[bytes, int]]:
     """(block of whole lines, 1-based number of its first line)."""
-    rest, first = b"", 1
+    rest, first, start = b"", 1, True
     while True:
         data = f.read(block_bytes)
+        if start:
+            data, start = data.removeprefix(BOM), False  # a byte order mark is not JSON
         if not data:
             if rest.strip():
                 yield rest + b"\n", first
@@ -139,8 +141,8 @@ def read_reviews_jsonl(path: Path, bad: BadRows, block_bytes: int = 1 << 26
     users, items = IdBuilder(), IdBuilder()
     ts_parts, rating_parts = [], []
     total = path.stat().st_size if path.suffix != ".gz" else None
-    with open_text(path) as f, tqdm(desc=f"reading {path.name}", total=total, unit="B", unit_scale=True,
-                                    mininterval=2.0, leave=False) as bar:
+    with reading(path), open_text(path) as f, tqdm(desc=f"reading {path.name}", total=total, unit="B",
+                                                   unit_scale=True, mininterval=2.0, leave=False) as bar:
         for block, first in _blocks(f, block_bytes):
             t, rows_lines = _parse_block(block, first, bad)
             bad.total += t.num_rows
@@ -175,7 +177,16 @@ def _mask(cond: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.fill_null(cond, True).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-_ASIN_RE = re.compile(rb'"parent_asin"\s*:\s*"([^"]*)"')
+# the raw (still JSON-escaped) value: escapes like \u0042 or \" are decoded before matching
+_ASIN_RE = re.compile(rb'"parent_asin"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _raw_id(value: bytes) -> str | None:
+    """The decoded id of an ``_ASIN_RE`` match (``None``: let the full JSON parse decide)."""
+    try:
+        return json.loads(b'"' + value + b'"') if b"\\" in value else value.decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def meta_text(obj: dict) -> str:
@@ -216,20 +227,27 @@ def meta_image_url(obj: dict) -> str | None:
     return None
 
 
-def read_meta(path: Path, wanted: set[str] | None, bad: BadRows) -> dict[str, tuple[str, str | None, str | None]]:
+def read_meta(path: Path, wanted: set[str] | None, bad: BadRows, unmatched: dict | None = None
+              ) -> dict[str, tuple[str, str | None, str | None]]:
     """``parent_asin -> (text, image url, main_category)`` for the wanted items only.
 
-    Lines of unwanted items are skipped by a regex on the raw bytes, before any JSON parsing.
+    Lines of unwanted items are skipped by a regex on the raw bytes, before any JSON parsing (ids
+    compared decoded, so ``"B0\\u0031"`` matches review id ``B01``). ``unmatched`` (``{"n": 0,
+    "examples": []}``) counts the meta rows no review has, keeping a few ids for the warning.
     """
     out: dict[str, tuple[str, str | None, str | None]] = {}
-    with open_text(path) as f:
+    with reading(path), open_text(path) as f:
         for n, line in enumerate(tqdm(f, desc=f"reading {path.name}", unit=" lines", unit_scale=True,
                                       mininterval=2.0, leave=False), 1):
+            if n == 1:
+                line = line.removeprefix(BOM)
             if not line.strip():
                 continue
             bad.total += 1
             m = _ASIN_RE.search(line)
-            if m is not None and wanted is not None and m.group(1).decode() not in wanted:
+            raw_id = _raw_id(m.group(1)) if m is not None else None
+            if raw_id is not None and wanted is not None and raw_id not in wanted:
+                _note(unmatched, raw_id)
                 continue
             try:
                 obj = json.loads(line)
@@ -244,4 +262,13 @@ def read_meta(path: Path, wanted: set[str] | None, bad: BadRows) -> dict[str, tu
                 continue
             if wanted is None or asin in wanted:
                 out[str(asin)] = (meta_text(obj), meta_image_url(obj), obj.get("main_category"))
+            else:
+                _note(unmatched, str(asin))
     return out
+
+
+def _note(unmatched: dict | None, asin: str, keep: int = 3) -> None:
+    if unmatched is not None:
+        unmatched["n"] += 1
+        if len(unmatched["examples"]) < keep:
+            unmatched["examples"].append(asin)

@@ -28,6 +28,7 @@ from mrs.sweep.trial import (TrialLogger, base_dict, is_finite, metric_value, re
                              trial_config)
 
 log = logging.getLogger(__name__)
+RUN_SCALARS = ("best_valid", "best_epoch", "epochs_run", "train_time_s")  # top-level numbers of metrics.json
 
 
 class Sweep:
@@ -93,6 +94,9 @@ class Sweep:
             if data_dir and not Path(data_dir).is_dir():
                 raise MrsError(f"{spec.path}: config key 'data.dir': {data_dir} is not a "
                                f"directory")
+            if data_dir:  # the selected trial is tested at the end: its split must exist now
+                from mrs.train.guards import check_splits
+                check_splits(data_dir, evaluate_test=True)
             self._check_metric(cfg)
         return cfg
 
@@ -100,11 +104,17 @@ class Sweep:
         """``valid/[slice/]name@k`` must be something the evaluation computes (eval.ks,
         eval.metrics, eval.slices), or every trial would fail at its first validation."""
         ev = getattr(cfg, "eval", None)
-        parts = self.spec.metric.split("/")
-        if ev is None or len(parts) not in (2, 3) or "@" not in parts[-1]:
+        if ev is None:
             return
-        name, _, k = parts[-1].partition("@")
+        parts = self.spec.metric.split("/")
         where = f"{self.spec.path}: key 'metric.name' ({self.spec.metric!r})"
+        if self.spec.metric in RUN_SCALARS:
+            return
+        if parts[0] != "valid" or len(parts) not in (2, 3) or "@" not in parts[-1]:
+            raise MrsError(f"{where}: not a metric the trials report; use valid/<metric>@<k> or "
+                           f"valid/<slice>/<metric>@<k>, e.g. valid/recall@20 or valid/tail/ndcg@10 "
+                           f"(or one of {', '.join(RUN_SCALARS)})")
+        name, _, k = parts[-1].partition("@")
         if not k.isdigit() or int(k) not in ev.ks:
             raise MrsError(f"{where}: k={k} is not in eval.ks={ev.ks}")
         if name not in ev.metrics:

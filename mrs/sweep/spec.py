@@ -134,6 +134,11 @@ def load_spec(path: str | Path, valid: list[str]) -> SweepSpec:
     goal = metric.get("goal", "minimize")     # W&B's default goal
     if goal not in ("maximize", "minimize"):
         raise MrsError(f"{where}: key 'metric.goal': {goal!r} is not maximize or minimize")
+    if "/" not in metric["name"] and metric["name"].split(".")[0] in ("valid", "test"):
+        # valid.all.recall@20 is how many people spell valid/all/recall@20: accept it, and
+        # register the canonical name with W&B too, since that is the key the trials log
+        metric = {**metric, "name": metric["name"].replace(".", "/")}
+        raw = {**raw, "metric": metric}
     if metric["name"].split("/")[0] in ("test",):
         raise MrsError(f"{where}: key 'metric.name': {metric['name']!r} selects on the test set; "
                        f"use a validation metric such as valid/recall@20")

@@ -30,7 +30,8 @@ FORMATS = ("hm", "amazon2023")
 @dataclass
 class SynthJob:
     format: str = "hm"            # hm | amazon2023: which raw format to write
-    out: str = ""                 # output directory (replaced atomically)
+    out: str = ""                 # output directory (written atomically)
+    overwrite: bool = False       # replace an earlier `mrs synth` output at out (other files there stay)
     images: bool = True           # write the generated JPEGs (off for size benchmarks)
     image_size: int = 64          # pixels per side of each picture
     category: str = "Synth_Fashion"  # amazon2023: files are <category>.jsonl and meta_<category>.jsonl
@@ -54,11 +55,18 @@ def synthesize(job: SynthJob) -> dict:
         raise MrsError("missing_articles must be in [0, 1) and variant_asins in [0, 1]")
     if not job.out:
         raise MrsError("missing required option 'out' (give --out DIR)")
+    from mrs.prep.outdir import check_out, synth_names, synth_owned
+
+    carry = check_out(job.out, [], command="mrs synth", owned_by=synth_owned, overwrite=job.overwrite)
+    clash = sorted(set(carry) & synth_names(asdict(job)))
+    if clash:
+        raise MrsError(f"--out {job.out}: holds {clash[0]!r}, not written by `mrs synth`, which this "
+                       f"job would replace; move it away first")
     cfg = job.model
     t0 = time.perf_counter()
     p = plant(cfg)
     content = item_content(p, cfg)
-    with atomic_dir(job.out) as tmp:
+    with atomic_dir(job.out, carry=carry) as tmp:
         if job.format == "hm":
             from mrs.synth.hm import write_hm
             res = write_hm(tmp, p, cfg, content, images=job.images, image_size=job.image_size,
@@ -71,7 +79,7 @@ def synthesize(job: SynthJob) -> dict:
                                    chunk_size=job.chunk_size, variant_asins=job.variant_asins)
         save_planted(tmp / "planted.npz", p, res.pop("item_ids"), res.pop("user_ids"))
         summary = {
-            "job": {k: v for k, v in asdict(job).items() if k != "out"},  # bytes independent of --out
+            "job": {k: v for k, v in asdict(job).items() if k not in ("out", "overwrite")},  # bytes independent of --out
             "modes": {"context": {"cardinality": cfg.n_contexts,
                                   "labels": CONTEXT_LABELS[job.format][:cfg.n_contexts]},
                       "time": {"cardinality": 12, "labels": MONTH_LABELS}},
@@ -114,6 +122,8 @@ def build_job(args: argparse.Namespace) -> SynthJob:
     flags = {"format": args.format, "out": args.out, "image_size": args.image_size}
     if args.no_images:
         flags["images"] = False
+    if args.overwrite:
+        flags["overwrite"] = True
     data.update({k: v for k, v in flags.items() if v is not None})
     model = data.setdefault("model", {})
     for dest, key in (("users", "n_users"), ("items", "n_items"), ("interactions", "n_interactions"),
@@ -144,6 +154,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interactions", type=int, help="number of interactions (default 20000)")
     p.add_argument("--seed", type=int, help="random seed (same seed, same bytes)")
     p.add_argument("--no-images", action="store_true", help="skip the JPEGs (size benchmarks)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier `mrs synth` output at --out (files it did not write stay)")
     p.add_argument("--image-size", type=int, help="picture side in pixels (default 64)")
     p.add_argument("--config", metavar="YAML", help="a SynthJob YAML (keys as below, model.* for the planted model)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -4,6 +4,10 @@
 torch CPU/CUDA and the trainer's own data-order generator), the epoch counter, the best
 validation value so far and the early-stopping counter. ``best.pt`` holds the weights of the
 best validation epoch. A run killed mid-write leaves the previous file intact (rename-on-success).
+
+Both hold tensors and plain data only (numpy's RNG state is stored as a tensor plus numbers), so
+they are read with ``torch.load(weights_only=True)`` (``mrs.safe_load``): a crafted checkpoint
+cannot run code.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import torch
 
 from mrs.errors import MrsError
 from mrs.io import atomic_path
+from mrs.safe_load import load_torch_file
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -35,9 +40,13 @@ class TrainState:
 
 
 def rng_states(generator: torch.Generator) -> dict[str, Any]:
+    """Every RNG state, as tensors and primitives only (loadable with ``weights_only=True``)."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     states = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
         "generator": generator.get_state(),
     }
@@ -47,8 +56,10 @@ def rng_states(generator: torch.Generator) -> dict[str, Any]:
 
 
 def set_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    py, npy = states["python"], states["numpy"]
+    random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
+    np.random.set_state((npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["cached_gaussian"]))
     torch.set_rng_state(states["torch"])
     generator.set_state(states["generator"])
     if "cuda" in states and torch.cuda.is_available():
@@ -73,20 +84,27 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     generator: torch.Generator, stateful: dict[str, Any] | None = None) -> TrainState:
     """Restore model, optimizer and RNGs from ``path``; return the counters."""
+    payload = load_torch_file(path, "checkpoint")  # weights only: never runs code from the file
+    _load_model(path, model, payload)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated or foreign file
-        raise MrsError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from None
+        optimizer.load_state_dict(payload["optimizer"])
+        set_rng_states(payload["rng"], generator)
+        for k, obj in (stateful or {}).items():
+            obj.load_state_dict(payload["stateful"][k])
+        return TrainState(**payload["state"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise MrsError(f"{path}: not a complete mrs checkpoint ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def _load_model(path: Path, model: torch.nn.Module, payload: Any) -> None:
+    if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
+        raise MrsError(f"{path}: not an mrs checkpoint (no 'model' state dict)")
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as e:
         raise MrsError(f"{path}: checkpoint does not fit this model (config changed?): "
                        f"{str(e).splitlines()[0]}") from None
-    optimizer.load_state_dict(payload["optimizer"])
-    set_rng_states(payload["rng"], generator)
-    for k, obj in (stateful or {}).items():
-        obj.load_state_dict(payload["stateful"][k])
-    return TrainState(**payload["state"])
 
 
 def save_weights(path: Path, model: torch.nn.Module, epoch: int) -> None:
@@ -98,6 +116,6 @@ def load_weights(path: Path, model: torch.nn.Module) -> int:
     """Load ``best.pt`` weights into ``model``; return the epoch they come from."""
     if not path.is_file():
         raise MrsError(f"{path}: no checkpoint (was the run trained to at least one evaluation?)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(payload["model"])
-    return int(payload["epoch"])
+    payload = load_torch_file(path, "checkpoint")
+    _load_model(path, model, payload)
+    return int(payload.get("epoch", -1))

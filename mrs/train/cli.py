@@ -68,8 +68,9 @@ def _train(args: argparse.Namespace) -> int:
         metrics = run_train(cfg, args.out, logger=logger, resume=args.resume,
                             evaluate_test=not args.no_test)
     except KeyboardInterrupt:
-        print(f"mrs train: the last finished epoch is checkpointed in {args.out}; continue with "
-              f"the same command plus --resume", file=sys.stderr)
+        if (args.out / "last.pt").is_file():
+            print(f"mrs train: the last finished epoch is checkpointed in {args.out}; continue with "
+                  f"the same command plus --resume", file=sys.stderr)
         raise
     split = "test" if "test" in metrics else "valid"
     m = cfg.train.select_metric

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from mrs.config import load_config
+from mrs.errors import MrsError
 from mrs.eval import EvalConfig
 from mrs.models.config import ModelConfig
 
@@ -56,6 +57,25 @@ class TrainConfig:
     train: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def __post_init__(self) -> None:
+        """Values that would crash mid-run (batch_size 0) or train nonsense silently (a negative
+        lr or reg) are refused when the config is built: before any run directory exists, and
+        before the first trial of a sweep."""
+        import math
+        from operator import attrgetter
+
+        t, m = self.train, self.model
+        checks = [("train.epochs", t.epochs >= 1, ">= 1"), ("train.batch_size", t.batch_size >= 1, ">= 1"),
+                  ("train.lr", math.isfinite(t.lr) and t.lr > 0, "a positive number"),
+                  ("train.n_candidates", t.n_candidates >= 1, ">= 1"),
+                  ("train.temperature", t.temperature > 0, "> 0"), ("train.patience", t.patience >= 0, ">= 0"),
+                  ("train.eval_every", t.eval_every >= 1, ">= 1"), ("train.num_threads", t.num_threads >= 0, ">= 0"),
+                  ("model.reg", math.isfinite(m.reg) and m.reg >= 0, ">= 0"),
+                  ("model.coupling_mu0", m.coupling_mu0 >= 0, ">= 0")]
+        for key, ok, want in checks:
+            if not ok:
+                raise MrsError(f"config key {key!r} must be {want}, got {attrgetter(key)(self)!r}")
 
 
 def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = (),

@@ -40,6 +40,7 @@ from mrs.train.checkpoint import (BEST, LAST, TrainState, load_checkpoint, load_
                                   save_checkpoint, save_weights)
 from mrs.train.config import TrainConfig, load_train_config
 from mrs.train.data import TrainTriples, batch_indices, load_feature_stores, n_batches, train_triples
+from mrs.train.guards import check_divergence, check_splits, kept_message, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Trainer:
                 raise MrsError(
                     f"loss is {loss.item()} at epoch {epoch + 1}, batch {step + 1}/{nb} "
                     f"(parts: {_fmt(parts)}); stopped. Lower train.lr or raise model.reg; "
-                    f"the last good checkpoint (epoch {epoch}) is kept")
+                    f"{kept_message(epoch)}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -172,11 +173,11 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
 
     out = Path(out_dir)
     logger = logger or NullLogger()
+    check_splits(cfg.data.dir, evaluate_test)  # no valid/test rows: fail now, not after training
     configure_process(cfg.train.num_threads)
     generator = seed_everything(cfg.train.seed)
     tr = Trainer.build(cfg, generator)  # data, features and model first: a bad config or dataset leaves no run dir
-    out.mkdir(parents=True, exist_ok=True)
-    with _run_lock(out):
+    with run_dir(out, LAST), _run_lock(out):  # failing before a checkpoint removes the new run dir
         return _run_train_locked(tr, out, logger, resume, evaluate_test)
 
 
@@ -213,6 +214,7 @@ def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
         while state.epoch < tc.epochs and not state.stopped_early:
             epoch = state.epoch
             losses = tr.train_epoch(epoch)
+            check_divergence(losses, epoch, tc.lr, kept_message(epoch))  # before this epoch's checkpoint
             row: dict[str, Any] = {"epoch": epoch + 1, **losses}
             row.update({f"alpha/{k}": v for k, v in tr.model.fusion_weights().items()})
             if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs:

@@ -38,7 +38,7 @@ def test_malformed_lines_skipped_counted_and_threshold(tmp_path, caplog):
     meta = d.meta["bad_rows"]["seq.txt"]
     assert meta["bad"] == 2 and meta["rows"] == 201
     assert "seq.txt:200 (user with no items)" in caplog.text
-    cfg.max_bad_frac = 0.005
+    cfg.max_bad_frac, cfg.overwrite = 0.005, True   # re-preparing an existing dataset needs --overwrite
     with pytest.raises(MrsError, match="seq.txt: 2 of 201 rows malformed"):
         prepare_amazon2014(cfg)
 

@@ -14,7 +14,17 @@ from mrs.cli import main
 from mrs.data.prepared import load_prepared, write_prepared
 from mrs.prep.images import DownloadConfig, download_images, local_name
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 100
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+JPEG = _jpeg()  # a real, decodable image: the downloader checks that it decodes
 
 
 class Handler(BaseHTTPRequestHandler):
