@@ -142,3 +142,17 @@ def test_one_epoch_trains_with_the_pyg_backend(tmp_path):
         assert m["best_epoch"] == 1 and math.isfinite(m["history"][0]["loss"])
     with pytest.raises(MrsError, match="model.graph_backend"):
         load_train_config(None, tiny_overrides(data, model__graph_backend="dense"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_pyg_backend_on_cuda_matches_cpu():
+    """The EdgeIndex and its cached transpose follow the model to the GPU (deep copy, then .to)."""
+    csr, pyg = (e.train() for e in freedom_pair())
+    gpu = copy.deepcopy(pyg).to("cuda")
+    for enc in (pyg, gpu):
+        enc.on_epoch_start(0, torch.Generator().manual_seed(10))
+    want = outputs_and_grads(pyg, *ego())
+    got = outputs_and_grads(gpu, *(x.detach().cuda().requires_grad_() for x in ego()))
+    assert got[0].device.type == "cuda"
+    for x, y in zip(want, got):
+        assert torch.allclose(x, y.cpu(), atol=1e-5)
