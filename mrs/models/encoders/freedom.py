@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mrs import graph
 from mrs.errors import MrsError
 from mrs.models.base import ENCODERS, BuildContext
-from mrs.models.encoders.lightgcn import CSR, LightGCNEncoder
+from mrs.models.encoders.lightgcn import CSR, GraphBackend, LightGCNEncoder, pyg_backend, sparse_matmul
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +35,23 @@ class FreedomEncoder(LightGCNEncoder):
         r_ui, r_iu: the full normalised graph's blocks. users/items: train edges (deduplicated).
         edge_weights: per-edge sampling weights (E,). edge_drop: fraction dropped per epoch.
         item_adj: ``(I, I)`` kNN graph or ``None`` (no content: pruned LightGCN only).
-        item_layers: L. item_weight: w.
+        item_layers: L. item_weight: w. backend: ``csr`` | ``pyg`` for both graphs (``model.graph_backend``).
     """
 
     def __init__(self, r_ui: Tensor, r_iu: Tensor, layers: int, users: Tensor, items: Tensor,
                  edge_weights: Tensor, edge_drop: float, item_adj: Tensor | None, item_layers: int = 1,
-                 item_weight: float = 1.0):
-        super().__init__(r_ui, r_iu, layers)
+                 item_weight: float = 1.0, backend: GraphBackend = "csr"):
+        super().__init__(r_ui, r_iu, layers, backend)
         self.n_users, self.n_items = r_ui.shape
         self.edge_drop = edge_drop
         self.item_layers, self.item_weight = item_layers, item_weight
         self.register_buffer("users", users, persistent=False)
         self.register_buffer("items", items, persistent=False)
         self.register_buffer("edge_weights", edge_weights, persistent=False)
-        self.item_adj = None if item_adj is None else CSR(item_adj)
-        self.item_adj_t = None if item_adj is None else CSR(graph.transpose(item_adj))
-        self.pruned_ui: CSR | None = None  # this epoch's pruned graph (R̂, R̂ᵀ)
+        self.item_adj = None if item_adj is None else sparse_matmul(item_adj, backend)  # x -> S x
+        self.pruned_ui: CSR | None = None  # this epoch's pruned graph (R̂, R̂ᵀ), csr backend
         self.pruned_iu: CSR | None = None
+        self.pruned_adj: nn.Module | None = None  # the same graph as a PyG EdgeGraph, pyg backend
 
     @classmethod
     def build_artifacts(cls, cfg, ctx: BuildContext, cache_dir: Path | None) -> dict[str, Any]:
@@ -83,7 +83,7 @@ class FreedomEncoder(LightGCNEncoder):
                 item_adj = cls.build_artifacts(cfg, ctx, None)["item_adj"]
         r_ui, r_iu = graph.bipartite_blocks(users, items, n_users, n_items)
         return cls(r_ui, r_iu, cfg.layers, users, items, weights, cfg.edge_drop, item_adj,
-                   cfg.item_layers, cfg.item_graph_weight)
+                   cfg.item_layers, cfg.item_graph_weight, backend=cfg.graph_backend)
 
     def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
         """Draw this epoch's pruned graph: the only place the graph is resampled."""
@@ -96,23 +96,27 @@ class FreedomEncoder(LightGCNEncoder):
         r_ui, r_iu = graph.pruned_blocks(self.users.cpu(), self.items.cpu(), self.n_users, self.n_items,
                                          self.edge_weights.cpu(), self.edge_drop, generator)
         device = self.users.device
-        self.pruned_ui, self.pruned_iu = CSR(r_ui).to(device), CSR(r_iu).to(device)
+        if self.backend == "pyg":  # the same draw, so both backends train on the same graphs
+            self.pruned_adj = pyg_backend().EdgeGraph.bipartite_from_block(r_ui).to(device)
+        else:
+            self.pruned_ui, self.pruned_iu = CSR(r_ui).to(device), CSR(r_iu).to(device)
 
-    def graph(self) -> tuple[Tensor, Tensor]:
+    def graph(self):
         if self.training and self.edge_drop > 0:
-            if self.pruned_ui is None:  # a training forward pass must not draw from any RNG
+            if self.pruned_ui is None and self.pruned_adj is None:  # a training forward pass must not draw from any RNG
                 raise RuntimeError("FreedomEncoder: call on_epoch_start(epoch, generator) before a "
                                    "training forward pass (it draws the epoch's pruned graph)")
+            if self.backend == "pyg":
+                return self.pruned_adj
             return self.pruned_ui.csr(), self.pruned_iu.csr()  # submodules: they follow .to()
-        return self.r_ui.csr(), self.r_iu.csr()
+        return super().graph()
 
     def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
         user_emb, item_emb = super().forward(user_ego, item_ego)
         if self.item_adj is not None and self.item_weight != 0:
-            s, s_t = self.item_adj.csr(), self.item_adj_t.csr()
             h = item_ego
             for _ in range(self.item_layers):
-                h = graph.spmm(s, h, s_t)  # (I, r)
+                h = self.item_adj(h)  # (I, r)
             item_emb = item_emb + self.item_weight * h
         return user_emb, item_emb
 
