@@ -15,8 +15,9 @@ def served(tmp_path_factory):
     from mrs.train.trainer import run_train
 
     root = tmp_path_factory.mktemp("serve")
+    # 8 planted clusters of ~25 items (4 styles x 2 contexts, no seasons): content says the cluster
     data = make_prepared(root / "ds", n_users=150, n_items=200, n_interactions=6000, seed=1,
-                         modes=True, features_dim=16)
+                         modes=True, features_dim=16, n_styles=4, n_seasons=1, season_strength=0.0)
     cfg = load_train_config(None, tiny_overrides(
         data, model__encoder="lightgcn", model__fusion="early", model__dim=16, model__joint_dim=16,
         data__features="[text-synth, image-synth]", train__epochs=8, eval__bootstrap=0,
