@@ -41,8 +41,9 @@ class ServedModel:
     def __init__(self, root: Path, manifest: dict, tensors: dict[str, np.ndarray],
                  user_ids: list[str], item_ids: list[str]):
         self.root, self.manifest = root, manifest
-        self.user = torch.from_numpy(tensors["user"])    # (U, R)
-        self.item = torch.from_numpy(tensors["item"])    # (I, R)
+        self.user = torch.from_numpy(np.asarray(tensors["user"], np.float32))  # (U, R)
+        self.item = torch.from_numpy(np.asarray(tensors["item"], np.float32))  # (I, R)
+        self.item_np = self.item.numpy()  # the same memory
         self.mode_names = [m["name"] for m in manifest["modes"]]
         self.mode_labels = {m["name"]: m["labels"] for m in manifest["modes"]}
         self.mode_index = {m: {lab: j for j, lab in enumerate(labs)} for m, labs in self.mode_labels.items()}
@@ -115,11 +116,11 @@ class ServedModel:
     def item_rows(self, idx: np.ndarray) -> torch.Tensor:
         """Factors of items by index, added items included: ``(n, R)``."""
         idx = np.asarray(idx, dtype=np.int64)
-        base = len(self.item_ids)
-        if (idx < base).all():
-            return self.item[torch.from_numpy(idx)]
-        allf = torch.cat([self.item, torch.from_numpy(self.added.factors)])
-        return allf[torch.from_numpy(idx)]
+        base, added = len(self.item_ids), self.added
+        out = self.item_np[np.where(idx < base, idx, 0)]
+        new = idx >= base
+        out[new] = added.factors[idx[new] - base]
+        return torch.from_numpy(out)
 
     def seen(self, u: int) -> np.ndarray:
         """Every item user ``u`` has (all splits at export time)."""

@@ -96,12 +96,17 @@ class RecommendService:
 
     def _rerank(self, q: torch.Tensor, users: np.ndarray, cand: np.ndarray, k: int,
                 exclude_seen: bool, added) -> Ranked:
-        """Exact CP scores of candidates ``cand (B, C)`` (-1 = empty slot), masked, top-k."""
+        """Exact CP scores of candidates ``cand (B, C)`` (-1 = empty slot), masked, top-k.
+        NumPy throughout: for one request of a few hundred candidates torch's per-op overhead
+        is most of the time."""
         base = int(self.model.item.shape[0])
-        rows = self.model.item if not len(added.ids) else torch.cat([self.model.item, torch.from_numpy(added.factors)])
         valid = cand >= 0
-        safe = torch.from_numpy(np.where(valid, cand, 0))
-        scores = torch.einsum("br,bcr->bc", q, rows[safe])  # (B, C)
+        rows = self.model.item_np[np.where(valid & (cand < base), cand, 0)]  # (B, C, R)
+        if len(added.ids):
+            new = cand >= base
+            rows[new] = added.factors[cand[new] - base]
+        qn = q.numpy()
+        scores = np.einsum("br,bcr->bc", qn, rows) if len(qn) > 1 else (rows[0] @ qn[0])[None]  # (B, C)
         bad = ~valid
         if exclude_seen:
             pos, cols = self._seen.gather(users)
@@ -111,9 +116,14 @@ class RecommendService:
                 probe = np.arange(len(users))[:, None] * n + cand
                 loc = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
                 bad |= keys[loc] == probe
-        scores[torch.from_numpy(bad)] = float("-inf")
-        s, j = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        return _finish(np.take_along_axis(cand, j.numpy(), 1), s.numpy(), k)
+        scores[bad] = -np.inf
+        kk = min(k, scores.shape[1])
+        j = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < scores.shape[1] else \
+            np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        part = np.take_along_axis(scores, j, 1)
+        order = np.argsort(-part, axis=1, kind="stable")
+        j = np.take_along_axis(j, order, 1)
+        return _finish(np.take_along_axis(cand, j, 1), np.take_along_axis(scores, j, 1), k)
 
     # ------------------------------------------------------------------ requests by raw id
     def recommend(self, user: str | None, modes: dict[str, str | None] | None = None, k: int = 12,
@@ -182,9 +192,9 @@ class RecommendService:
         j = self._item(item, "id")
         self.check_k(k)
         m = self.model
+        added = m.added
         v = m.item_rows(np.array([j]))  # (1, R)
-        rows = torch.cat([m.item, torch.from_numpy(m.added.factors)])
-        scores = (v @ rows.T)[0]
+        scores = torch.cat([(v @ m.item.T)[0], (v @ torch.from_numpy(added.factors).T)[0]])
         scores[j] = float("-inf")
         s, idx = torch.topk(scores, min(k, len(scores) - 1))
         return {"id": item, "items": [{"id": m.item_id(int(i)), "score": float(x)} for i, x in zip(idx, s)]}
