@@ -123,10 +123,16 @@ def print_recommendation(r: dict, file=sys.stdout) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import faiss
+    import torch
     import uvicorn
 
     from mrs.serve.api import create_app
 
+    # Requests run in uvicorn's thread pool: parallelism comes from concurrent requests, so each
+    # one uses a single thread (intra-op threads on top would oversubscribe the cores).
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
     svc = _open(args)
     print(f"serving {args.model} ({svc.health()['n_items']} items, retrieval {args.retrieval}) "
           f"on http://{args.host}:{args.port}  (docs: /docs)", flush=True)

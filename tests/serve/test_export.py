@@ -96,6 +96,7 @@ def test_export_refuses_to_overwrite_and_a_failing_export_leaves_nothing(served,
     assert not (tmp_path / "m").exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_killed_export_leaves_no_model_dir(served, tmp_path):
     """SIGKILL while the files are being written: the final directory never appears."""
     data, run, model_dir = served
