@@ -3,7 +3,7 @@
     POST /recommend          {"user" | "history", "context", "time", "k", "exclude_seen", ...}
     POST /recommend/batch    {"requests": [...]}
     GET  /items/{id}/similar ?k=12
-    POST /items              {"id", "features": {modality: [floats]}}: a new item, through the
+    POST /items              {"id", "features": {modality: [floats]}, "text"}: a new item, through the
                              content projection, recommendable at once with no interaction
     GET  /health             model checksum and counts
 
@@ -55,7 +55,9 @@ class BatchRequest(BaseModel):
 class NewItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(..., min_length=1, description="raw id of the new item")
-    features: dict[str, list[float]] = Field(..., description="one vector per modality the model uses")
+    features: dict[str, list[float]] | None = Field(None, description="a vector per modality the model "
+                                                    "uses (a missing one is filled with the mean)")
+    text: str | None = Field(None, description="raw text, embedded by the model's text encoder when it is available")
 
 
 def _error(e: MrsError, prefix: tuple = ("body",)) -> JSONResponse:
@@ -105,7 +107,7 @@ def create_app(service: RecommendService) -> FastAPI:
     @app.post("/items", status_code=201)
     def add_item(item: NewItem):
         try:
-            return service.add_item(item.id, item.features)
+            return service.add_item(item.id, item.features, item.text)
         except MrsError as e:
             return _error(e)
 

@@ -115,7 +115,8 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
         warm = t["item_counts"] > 0
         w, b, mu, lam, mse = fit_content_projection(X[warm], t["item"][warm], seed=cfg.train.seed)
         t["content_w"], t["content_b"], t["content_mean"] = w, b, mu
-        content = {"modalities": [{"name": m, "dim": int(f.shape[1])} for m, f in feats.items()],
+        content = {"modalities": [{"name": m, "dim": int(f.shape[1]), **_store_info(ds.root, m)}
+                                  for m, f in feats.items()],
                    "ridge_lambda": lam, "holdout_mse": mse, "fitted_on_items": int(warm.sum())}
     from mrs.config import to_dict
     from mrs.tracking.provenance import git_state
@@ -135,6 +136,15 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
         "item_ids": [str(x) for x in ds.items.sort_values("item")["item_id"]],
     }
     return t, meta
+
+
+def _store_info(root: Path, name: str) -> dict[str, Any]:
+    """Which encoder made a feature store (so a server can embed a new item's raw text)."""
+    from mrs.features import read_meta, resolve_store
+
+    meta = read_meta(resolve_store(root, name))
+    return {"modality": meta.get("modality"), "encoder": meta.get("encoder"),
+            "max_length": int(meta.get("max_length", 128))}
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

@@ -166,24 +166,32 @@ class ServedModel:
 
     # ------------------------------------------------------------------ new items
     def project_content(self, feats: dict[str, np.ndarray]) -> np.ndarray:
-        """A new item's factor from its modality vectors (the export's ridge projection)."""
+        """A new item's factor from its modality vectors (the export's ridge projection). A
+        modality not given is filled with the warm items' mean, as training fills items a
+        store lacks; at least one must be given."""
         spec = (self.manifest.get("content") or {}).get("modalities")
         if not spec:
             raise MrsError("features: the model has no content projection (it was trained without feature stores)")
-        parts = []
+        extra = set(feats) - {m["name"] for m in spec}
+        if extra:
+            raise MrsError(f"features.{sorted(extra)[0]}: the model has no such modality "
+                           f"(it uses {', '.join(s['name'] for s in spec)})")
+        if not feats:
+            raise MrsError(f"features: give a vector for at least one of {', '.join(s['name'] for s in spec)}")
+        mu = self.content["content_mean"]
+        parts, start = [], 0
         for m in spec:
+            seg = slice(start, start + m["dim"])
+            start += m["dim"]
             if m["name"] not in feats:
-                raise MrsError(f"features.{m['name']}: missing (the model uses "
-                               f"{', '.join(s['name'] for s in spec)})")
+                parts.append(mu[seg])
+                continue
             x = np.asarray(feats[m["name"]], dtype=np.float32).reshape(-1)
             if x.shape[0] != m["dim"] or not np.isfinite(x).all():
                 raise MrsError(f"features.{m['name']}: expected {m['dim']} finite numbers, got {x.shape[0]}")
             parts.append(x / max(float(np.linalg.norm(x)), 1e-12))
-        extra = set(feats) - {m["name"] for m in spec}
-        if extra:
-            raise MrsError(f"features.{sorted(extra)[0]}: the model has no such modality")
         x = np.concatenate(parts)
-        return ((x - self.content["content_mean"]) @ self.content["content_w"] + self.content["content_b"]).astype(np.float32)
+        return ((x - mu) @ self.content["content_w"] + self.content["content_b"]).astype(np.float32)
 
     def add_item(self, raw_id: str, factor: np.ndarray) -> int:
         """Append an item; returns its index. Copy-then-swap: readers never see a partial list."""

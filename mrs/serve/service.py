@@ -16,6 +16,7 @@ items of the query's context (``"fallback": "popular"``).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -46,9 +47,11 @@ class RecommendService:
     def __init__(self, model: ServedModel, index: AnnIndex | None = None,
                  retrieval: Retrieval = "folded", candidates: int = 300):
         if retrieval != "exact" and index is None:
-            raise MrsError(f"retrieval={retrieval!r} needs an ANN index")
+            raise MrsError(f"retrieval: {retrieval!r} needs an ANN index")
         self.model, self.index, self.retrieval, self.candidates = model, index, retrieval, candidates
         self._seen = Csr(model.seen_indptr, model.seen_indices)
+        self._text_encoder = None  # loaded on the first new item sent as raw text
+        self._text_lock = threading.Lock()
 
     @classmethod
     def open(cls, model_dir: str | Path, retrieval: Retrieval = "folded", spec: IndexSpec = IndexSpec(),
@@ -82,7 +85,7 @@ class RecommendService:
             s, idx = torch.topk(scores, kk, dim=1)
             return _finish(idx.numpy(), s.numpy(), k)
         if self.index is None:
-            raise MrsError(f"retrieval={retrieval!r} needs an ANN index (the service was opened exact)")
+            raise MrsError(f"retrieval: {retrieval!r} needs an ANN index (this server runs exact only)")
         if retrieval == "folded":
             cand = self.index.search(q.numpy(), k + n_excl)
         elif retrieval == "two_stage":
@@ -199,11 +202,39 @@ class RecommendService:
         s, idx = torch.topk(scores, min(k, len(scores) - 1))
         return {"id": item, "items": [{"id": m.item_id(int(i)), "score": float(x)} for i, x in zip(idx, s)]}
 
-    def add_item(self, item: str, features: dict[str, list[float]]) -> dict:
-        """Project a new item's content into the factor space and add it to the catalogue."""
-        factor = self.model.project_content({k: np.asarray(v, np.float32) for k, v in features.items()})
+    def add_item(self, item: str, features: dict[str, list[float]] | None = None,
+                 text: str | None = None) -> dict:
+        """Project a new item's content into the factor space and add it to the catalogue.
+        ``text``: raw text, embedded with the encoder that made the model's text store (when it
+        loads here, offline)."""
+        feats = {k: np.asarray(v, np.float32) for k, v in (features or {}).items()}
+        if text is not None:
+            name, vec = self.embed_text(text)
+            if name in feats:
+                raise MrsError(f"text: give either text or features.{name}, not both")
+            feats[name] = vec
+        factor = self.model.project_content(feats)
         j = self.model.add_item(str(item), factor)
         return {"id": item, "index": j, "n_items": self.model.n_items}
+
+    def embed_text(self, text: str) -> tuple[str, np.ndarray]:
+        """``(text modality name, its vector)`` from the model's text encoder, loaded once."""
+        spec = [m for m in (self.model.manifest.get("content") or {}).get("modalities", [])
+                if m.get("modality") == "text"]
+        if not spec:
+            raise MrsError("text: the model uses no text features; send features instead")
+        m = spec[0]
+        with self._text_lock:
+            if self._text_encoder is None:
+                from mrs.features.text import TextEncoder
+
+                try:
+                    self._text_encoder = TextEncoder(m["encoder"], max_length=m.get("max_length", 128))
+                except MrsError as e:
+                    raise MrsError(f"text: the model's text encoder is not available here ({e})") from None
+            enc = self._text_encoder
+        vec = enc(**enc.tokenize([text]))[0].numpy()
+        return m["name"], vec
 
     def health(self) -> dict:
         m = self.model

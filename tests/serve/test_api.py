@@ -83,8 +83,18 @@ def test_malformed_json_and_other_4xx(client, service):
     assert client.get(f"/items/{service.model.item_ids[0]}/similar?k=0").status_code == 422
     r = client.post("/items", json={"id": "short", "features": {"text-synth": [1.0]}})
     assert r.status_code == 422 and "text-synth" in r.json()["detail"][0]["msg"]
-    r = client.post("/items", json={"id": service.model.item_ids[0], "features": {}})
-    assert r.status_code == 422
+    r = client.post("/items", json={"id": service.model.item_ids[0], "features": {"text-synth": [0.0] * 16}})
+    assert r.status_code == 422 and _loc(r) == ["body", "id"]  # ids are unique
+    r = client.post("/items", json={"id": "nothing", "features": {}})
+    assert r.status_code == 422 and _loc(r) == ["body", "features"]
+    r = client.post("/items", json={"id": "odd", "features": {"smell": [1.0]}})
+    assert r.status_code == 422 and _loc(r) == ["body", "features", "smell"]
+    # the synthetic stores' "encoder" cannot embed raw text: said so, naming the field
+    r = client.post("/items", json={"id": "by-text", "text": "red cotton dress"})
+    assert r.status_code == 422 and _loc(r) == ["body", "text"] and "not available" in r.json()["detail"][0]["msg"]
+    # one modality given, the other filled with the mean: accepted
+    r = client.post("/items", json={"id": "text-only", "features": {"text-synth": [1.0] * 16}})
+    assert r.status_code == 201 and r.json()["n_items"] == service.model.n_items
     assert client.get("/health").json()["status"] == "ok"
 
 
