@@ -38,6 +38,9 @@ class RecommendRequest(BaseModel):
     exclude_seen: bool = Field(False, description="drop items the user already has")
     restrict: list[str] | None = Field(None, description="only rank these raw item ids (e.g. in stock)")
     retrieval: Literal["exact", "folded", "two_stage"] | None = Field(None, description="default: the server's")
+    explore: Literal["none", "ucb", "thompson"] = Field("none", description="optimism bonus or posterior "
+                                                        "sample for uncertain (tail) items; ranks exactly")
+    explore_strength: float = Field(1.0, ge=0, description="β: scale of the bonus / sample")
 
     def mode_values(self) -> dict[str, str | None]:
         out: dict[str, str | None] = dict(self.modes or {})
@@ -76,7 +79,8 @@ def create_app(service: RecommendService) -> FastAPI:
         if req.user is None and req.history is None:
             raise MrsError("user: give a user id or a history")
         return service.recommend(req.user, req.mode_values(), req.k, req.exclude_seen, req.restrict,
-                                 req.retrieval, history=req.history)
+                                 req.retrieval, history=req.history, explore=req.explore,
+                                 explore_strength=req.explore_strength)
 
     @app.post("/recommend")
     def recommend(req: RecommendRequest):

@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--mode", action="append", default=[], metavar="NAME=LABEL", help="any mode by name")
     r.add_argument("-k", type=int, default=12)
     r.add_argument("--exclude-seen", action="store_true", help="drop items the user already has")
+    r.add_argument("--explore", choices=["none", "ucb", "thompson"], default="none",
+                   help="exploration for uncertain (tail) items (ranks exactly)")
+    r.add_argument("--explore-strength", type=float, default=1.0, help="β of --explore")
     r.add_argument("--batch-size", type=int, default=512)
     r.set_defaults(func=_recommend)
 
@@ -100,7 +103,8 @@ def _recommend(args: argparse.Namespace) -> int:
     svc = _open(args)
     modes = _modes(args)
     if args.user is not None:
-        r = svc.recommend(args.user, modes, args.k, args.exclude_seen)
+        r = svc.recommend(args.user, modes, args.k, args.exclude_seen, explore=args.explore,
+                          explore_strength=args.explore_strength)
         print_recommendation(r)
         return 0
     from mrs.serve.batch import read_user_list, write_batch
@@ -113,8 +117,9 @@ def _recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_recommendation(r: dict, file=sys.stdout) -> None:
+def print_recommendation(r: dict, file=None) -> None:
     """The CLI's (and the demo's) print-out of one response."""
+    file = file or sys.stdout  # looked up at call time (pytest swaps sys.stdout)
     modes = ", ".join(f"{k}={v}" for k, v in r["modes"].items()) or "none"
     note = f"; fallback: {r['fallback']}" if r["fallback"] else ""
     print(f"user {r['user']}  (modes: {modes}; retrieval: {r['retrieval']}{note})", file=file)

@@ -50,6 +50,8 @@ class RecommendService:
             raise MrsError(f"retrieval: {retrieval!r} needs an ANN index")
         self.model, self.index, self.retrieval, self.candidates = model, index, retrieval, candidates
         self._seen = Csr(model.seen_indptr, model.seen_indices)
+        self.counts = model.item_counts.astype(np.float64)  # observations per item (exploration)
+        self.scale = float(np.sqrt((model.item_np.astype(np.float64) ** 2).mean()))  # ŝ
         self._text_encoder = None  # loaded on the first new item sent as raw text
         self._text_lock = threading.Lock()
 
@@ -65,20 +67,32 @@ class RecommendService:
 
     # ------------------------------------------------------------------ ranking
     def rank(self, users: np.ndarray, labels: dict[str, str], k: int, exclude_seen: bool = False,
-             restrict: np.ndarray | None = None, retrieval: Retrieval | None = None) -> Ranked:
-        """Top-k for known user indices ``users (B,)`` under one set of mode labels."""
+             restrict: np.ndarray | None = None, retrieval: Retrieval | None = None,
+             explore: str = "none", explore_strength: float = 1.0,
+             generator: torch.Generator | None = None) -> Ranked:
+        """Top-k for known user indices ``users (B,)`` under one set of mode labels.
+        ``explore`` (:mod:`mrs.serve.explore`) ranks exactly, with a bonus or posterior sample."""
         m, retrieval = self.model, retrieval or self.retrieval
+        if explore != "none":
+            retrieval = "exact"
         added = m.added  # one snapshot per call
         base = int(m.item.shape[0])
         q = m.query(users, labels)  # (B, R)
         n_excl = int(np.diff(m.seen_indptr)[users].max()) if exclude_seen and len(users) else 0
         if restrict is not None:
+            if explore != "none":
+                raise MrsError("explore: cannot be combined with restrict (yet)")
             return self._rerank(q, users, np.asarray(restrict, np.int64)[None, :].repeat(len(users), 0),
                                 k, exclude_seen, added)
         if retrieval == "exact":
             scores = q @ m.item.T  # (B, I): the model's full ranking
             if len(added.ids):
                 scores = torch.cat([scores, q @ torch.from_numpy(added.factors).T], 1)
+            if explore != "none":
+                from mrs.serve.explore import explore_scores
+
+                counts = np.concatenate([self.counts, np.zeros(len(added.ids), np.float32)])
+                scores = explore_scores(scores, q, counts, self.scale, explore, explore_strength, generator)
             if exclude_seen:
                 _mask(scores, self._seen, users)
             kk = min(k, scores.shape[1])
@@ -131,15 +145,18 @@ class RecommendService:
     # ------------------------------------------------------------------ requests by raw id
     def recommend(self, user: str | None, modes: dict[str, str | None] | None = None, k: int = 12,
                   exclude_seen: bool = False, restrict: list[str] | None = None,
-                  retrieval: Retrieval | None = None, history: list[str] | None = None) -> dict:
+                  retrieval: Retrieval | None = None, history: list[str] | None = None,
+                  explore: str = "none", explore_strength: float = 1.0) -> dict:
         """One request by raw ids -> ``{"user", "items": [{"id", "score"}], "modes",
         "retrieval", "fallback"}``. Errors are :class:`MrsError` naming the field."""
-        out = self.recommend_batch([user], modes, k, exclude_seen, restrict, retrieval, history=history)
+        out = self.recommend_batch([user], modes, k, exclude_seen, restrict, retrieval, history=history,
+                                   explore=explore, explore_strength=explore_strength)
         return out[0]
 
     def recommend_batch(self, users: list[str | None], modes: dict[str, str | None] | None = None,
                         k: int = 12, exclude_seen: bool = False, restrict: list[str] | None = None,
-                        retrieval: Retrieval | None = None, history: list[str] | None = None) -> list[dict]:
+                        retrieval: Retrieval | None = None, history: list[str] | None = None,
+                        explore: str = "none", explore_strength: float = 1.0) -> list[dict]:
         m = self.model
         if history is not None and not m.manifest.get("sequential"):
             raise MrsError("history: model has no sequential user encoder "
@@ -149,6 +166,12 @@ class RecommendService:
         retrieval = retrieval or self.retrieval
         if retrieval not in RETRIEVALS:
             raise MrsError(f"retrieval: unknown {retrieval!r} ({' | '.join(RETRIEVALS)})")
+        from mrs.serve.explore import EXPLORES
+
+        if explore not in EXPLORES:
+            raise MrsError(f"explore: unknown {explore!r} ({' | '.join(EXPLORES)})")
+        if explore != "none":
+            retrieval = "exact"
         sub = None
         if restrict is not None:
             sub = np.array([self._item(x, "restrict") for x in restrict], dtype=np.int64)
@@ -158,9 +181,11 @@ class RecommendService:
         known = idx >= 0
         out: list[dict] = [None] * len(users)  # type: ignore[list-item]
         if known.any():
-            r = self.rank(idx[known], labels, k, exclude_seen, sub, retrieval)
+            r = self.rank(idx[known], labels, k, exclude_seen, sub, retrieval, explore, explore_strength)
             for row, pos in enumerate(np.flatnonzero(known)):
                 out[pos] = self._response(users[pos], r.items[row], r.scores[row], labels, retrieval, None)
+                if explore != "none":
+                    out[pos]["explore"] = {"kind": explore, "strength": explore_strength}
         if (~known).any():
             pop = m.popular(labels)
             if sub is not None:
