@@ -88,6 +88,7 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     with torch.no_grad():
         user, item = model.encode()  # (U, R), (I, R): propagation once, late-fusion scale included
     factors = [f.detach() for f in getattr(model.scorer, "factors", [])]
+    user, item = user.detach().contiguous(), item.detach().contiguous()  # MF returns its parameters
     t: dict[str, np.ndarray] = {"user": user.numpy(), "item": item.numpy()}
     modes = []
     train = ds.split("train")

@@ -125,3 +125,30 @@ ex.export_run({str(run)!r}, {str(out)!r})
         if p.poll() is None:
             p.kill()
     assert not out.exists()
+
+
+@pytest.mark.parametrize("encoder,fusion", [("mf", "none"), ("freedom", "late")])
+def test_exact_serving_equals_full_ranking_for_other_encoders(tmp_path, encoder, fusion):
+    """MF hands out its parameters (no propagation); late fusion's score scale is folded into the
+    exported user rows; FREEDOM adds the item-item graph. Served lists stay identical."""
+    from mrs.synth import make_prepared
+    from mrs.train.config import load_train_config
+    from mrs.train.trainer import run_train
+    from tests.train.conftest import tiny_overrides
+
+    data = make_prepared(tmp_path / "ds", n_users=60, n_items=80, n_interactions=1500, seed=0,
+                         modes=True, features_dim=8)
+    feats = "[text-synth, image-synth]" if fusion != "none" else "[]"
+    cfg = load_train_config(None, tiny_overrides(data, model__encoder=encoder, model__fusion=fusion,
+                                                 data__features=feats, eval__bootstrap=0,
+                                                 wandb__enabled="false"))
+    run_train(cfg, tmp_path / "run")
+    export_run(tmp_path / "run", tmp_path / "model")
+    model, ds = _trained_model(tmp_path / "run")
+    svc = RecommendService.open(tmp_path / "model", retrieval="exact")
+    labels = {"context": ds.meta["modes"]["context"]["labels"][1], "time": ds.meta["modes"]["time"]["labels"][7]}
+    with torch.no_grad():
+        scores = model.full_sort_predict(torch.arange(ds.n_users), torch.tensor([[1, 7]]).repeat(ds.n_users, 1))
+    want = torch.topk(scores, 10, dim=1).indices.numpy()
+    got = svc.rank(np.arange(ds.n_users), svc.model.resolve_modes(labels), 10).items
+    np.testing.assert_array_equal(got, want)
