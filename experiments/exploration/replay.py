@@ -69,7 +69,7 @@ def replay(model_dir: Path, planted_path: Path, explore: str, strength: float, r
     gen = torch.Generator().manual_seed(seed)  # Thompson's samples
     n_users, n_ctx = len(m.user_ids), len(m.mode_labels["context"])
     clicked = np.zeros(len(item_share), bool)
-    regret, tail_found = [], []
+    regret, tail_found, served_p, oracle_p = [], [], 0.0, 0.0
     for _ in range(rounds):
         users = rng.integers(0, n_users, batch)
         ctx, month = rng.integers(0, n_ctx, batch), rng.integers(0, 12, batch)
@@ -92,11 +92,14 @@ def replay(model_dir: Path, planted_path: Path, explore: str, strength: float, r
                     m.item[pos] += eta / (1 + svc.counts[pos]) * g * q
                     m.item[j] -= eta / (1 + svc.counts[j]) * g * q
             svc.counts[shown] += 1  # one more observation of every shown item
-        regret.append(float((oracle - np.take_along_axis(P, lists, 1).sum(1)).sum()))
+        got = np.take_along_axis(P, lists, 1).sum(1)
+        regret.append(float((oracle - got).sum()))
+        served_p, oracle_p = served_p + float(got.sum()), oracle_p + float(oracle.sum())
         tail_found.append(float(clicked[tail].mean()))
     return {"explore": explore, "strength": strength, "seed": seed,
             "cum_regret": np.cumsum(regret).tolist(), "tail_discovered": tail_found,
-            "n_tail": int(tail.sum())}
+            "n_tail": int(tail.sum()), "clicks_per_query": served_p / (rounds * batch),
+            "oracle_clicks_per_query": oracle_p / (rounds * batch)}
 
 
 def main() -> int:
@@ -109,7 +112,7 @@ def main() -> int:
     ap.add_argument("--eta", type=float, default=0.05)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    variants = [("none", 0.0), ("ucb", 0.5), ("ucb", 1.0), ("thompson", 1.0)]
+    variants = [("none", 0.0), ("ucb", 1.0), ("ucb", 3.0), ("thompson", 1.0), ("thompson", 3.0)]
     results = []
     for seed in args.seeds:
         model = build(args.work / f"seed{seed}", seed)
@@ -118,7 +121,8 @@ def main() -> int:
                        args.rounds, args.batch, seed, args.eta)
             results.append(r)
             print(f"seed {seed} {explore:<8} β={strength:<4} cumulative regret {r['cum_regret'][-1]:8.3f}  "
-                  f"tail discovered {r['tail_discovered'][-1]:.3f} of {r['n_tail']}", flush=True)
+                  f"tail discovered {r['tail_discovered'][-1]:.3f} of {r['n_tail']}  expected clicks/query "
+                  f"{r['clicks_per_query']:.3f} (oracle {r['oracle_clicks_per_query']:.3f})", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     from mrs.io import write_json_atomic
 
