@@ -123,3 +123,35 @@ def test_a_new_item_with_matching_content_reaches_the_users_top_20(served):
         svc.add_item(f"fav-{fans[0]}", {name: x[0].tolist() for name, x in feats.items()})
     with pytest.raises(MrsError, match="^features.image-synth:"):
         svc.add_item("short", {"text-synth": feats["text-synth"][0].tolist(), "image-synth": [1.0]})
+
+
+@pytest.mark.slow
+def test_a_new_item_from_raw_text_goes_through_minilm_and_the_projection(tmp_path):
+    """With a MiniLM text store in the model, ``text`` is embedded as the store was, then projected."""
+    from mrs.features.text import TextEncoder
+    from mrs.io import atomic_dir
+    from mrs.serve.export import FORMAT, write_model_dir
+
+    try:
+        enc = TextEncoder("minilm")
+    except MrsError as e:
+        pytest.skip(str(e))
+    rng = np.random.default_rng(0)
+    R, n = 8, 30
+    t = {"user": rng.normal(size=(5, R)).astype(np.float32), "item": rng.normal(size=(n, R)).astype(np.float32),
+         "item_counts": np.ones(n, np.float32), "seen_indptr": np.zeros(6, np.int64),
+         "seen_indices": np.zeros(0, np.int32), "content_w": rng.normal(size=(enc.dim, R)).astype(np.float32),
+         "content_b": np.zeros(R, np.float32), "content_mean": np.zeros(enc.dim, np.float32)}
+    meta = {"format": FORMAT, "n_users": 5, "n_items": n, "dim": R, "modes": [], "user_encoder": "id",
+            "sequential": False, "source": {}, "user_ids": [f"u{j}" for j in range(5)],
+            "item_ids": [f"i{j}" for j in range(n)],
+            "content": {"modalities": [{"name": "text-minilm", "dim": enc.dim, "modality": "text",
+                                        "encoder": "minilm", "max_length": 128}]}}
+    with atomic_dir(tmp_path / "m") as tmp:
+        write_model_dir(tmp, t, meta)
+    svc = RecommendService.open(tmp_path / "m", retrieval="exact")
+    svc.add_item("dress", text="red cotton summer dress")
+    x = enc(**enc.tokenize(["red cotton summer dress"]))[0].numpy()
+    np.testing.assert_allclose(svc.model.added.factors[0], x @ t["content_w"], rtol=1e-4, atol=1e-4)
+    with pytest.raises(MrsError, match="^text: give either"):
+        svc.add_item("both", features={"text-minilm": x.tolist()}, text="x")
