@@ -26,6 +26,7 @@ from mrs.errors import MrsError
 from mrs.io import atomic_path
 
 log = logging.getLogger(__name__)
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines list every CPU variant it tried
 
 
 @dataclass(frozen=True)
