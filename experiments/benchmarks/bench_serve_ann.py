@@ -70,6 +70,8 @@ def main() -> int:
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_serve"))
     p.add_argument("--ef-search", type=int, default=128)
+    p.add_argument("--ef-construction", type=int, default=200)
+    p.add_argument("--hnsw-m", type=int, default=32)
     args = p.parse_args()
     import faiss
     import torch
@@ -90,7 +92,7 @@ def main() -> int:
     r0 = rss_mb()
     model = ServedModel.load(model_dir)
     r1 = rss_mb()
-    spec = IndexSpec(ef_search=args.ef_search)
+    spec = IndexSpec(ef_search=args.ef_search, ef_construction=args.ef_construction, hnsw_m=args.hnsw_m)
     cached = (model_dir / "index" / f"{spec.name(args.items)}.faiss").is_file()
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # the build uses every core
     t = time.perf_counter()
