@@ -20,7 +20,7 @@ def served(tmp_path_factory):
                          modes=True, features_dim=16, n_styles=4, n_seasons=1, season_strength=0.0)
     cfg = load_train_config(None, tiny_overrides(
         data, model__encoder="lightgcn", model__fusion="early", model__dim=16, model__joint_dim=16,
-        data__features="[text-synth, image-synth]", train__epochs=8, eval__bootstrap=0,
+        data__features="[text-synth, image-synth]", train__epochs=8, train__eval_every=8, eval__bootstrap=0,
         wandb__enabled="false"))
     run_train(cfg, root / "run")
     export_run(root / "run", root / "model")
