@@ -12,7 +12,8 @@ Filters: ``exclude_seen`` drops the user's items (all splits at export); ``restr
 answer to an item subset (ranked exactly over that subset: a subset is small next to the
 catalogue, and ANN with a filter loses recall). Items added while serving are few, so they are
 always scored exactly and merged with the ANN candidates. An unknown user gets the most popular
-items of the query's context (``"fallback": "popular"``).
+items of the query's context (``"fallback": "popular"``). ``explore`` (ucb / thompson,
+:mod:`mrs.serve.explore`) perturbs every item's score, so it always ranks exactly.
 """
 from __future__ import annotations
 
