@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "mrs.features.cli",   # mrs features {text,image,merge}
     "mrs.train.cli",      # mrs train, mrs compare
     "mrs.sweep.cli",      # mrs sweep
+    "mrs.serve.cli",      # mrs export, mrs recommend, mrs serve
     "mrs.demo",           # mrs demo (the README's main job)
 ]
 

@@ -8,12 +8,16 @@ them onto real data):
     mrs features text|image ...          phase 1: MiniLM text, EfficientNet-Lite0 image stores
     mrs compare --config ...             phases 2-4: MF / LightGCN / FREEDOM, with and without
                                          CP context/time modes; table + tail-vs-head plot
+    mrs export ... / mrs recommend ...   the variant best on validation, frozen into a model
+                                         directory; the top 12 for one user, through the code
+                                         path `mrs serve` answers with
 
 Every step is skipped when its output is already complete, so a killed demo resumes.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import time
 from pathlib import Path
@@ -75,11 +79,33 @@ def run(args: argparse.Namespace) -> int:
           *sum((["--set", s] for s in args.set), []), "--out", str(compare),
           *(["--no-wandb"] if args.no_wandb else [])])
 
+    best = best_variant(compare)
+    model = out / "model"
+    manifest = model / "manifest.json"
+    if not (manifest.is_file() and json.loads(manifest.read_text())["source"]["run_dir"] == str(best.resolve())):
+        _mrs(["export", str(best), "--out", str(model), "--force"])
+    user = (model / "user_ids.txt").read_text().split("\n", 1)[0]
+    _mrs(["recommend", "--model", str(model), "--user", user, "-k", "12", "--exclude-seen"])
+
     table = compare / "compare.md"
     print(f"\n== mrs demo finished in {time.perf_counter() - t0:.0f} s ==")
     print(f"dataset:  {prepared}/dataset.json")
     print(f"features: {', '.join(sorted(p.name for p in feats.iterdir() if p.suffix in ('.h5', '.lmdb')))}")
-    print(f"report:   {table}  and  {compare / 'tail_head.png'}\n")
+    print(f"report:   {table}  and  {compare / 'tail_head.png'}")
+    print(f"model:    {model}  (best on validation: {best.name}; serve it with "
+          f"`mrs serve --model {model}`)\n")
     if table.is_file():
         print(table.read_text())
     return 0
+
+
+def best_variant(compare: Path, metric: str = "recall@20") -> Path:
+    """The run of the variant with the best *validation* metric (the test split is never used to pick)."""
+    best, value = None, float("-inf")
+    for m in sorted((compare / "runs").glob("*/metrics.json")):
+        v = json.loads(m.read_text()).get("valid", {}).get("all", {}).get(metric)
+        if v is not None and v > value:
+            best, value = m.parent, v
+    if best is None:
+        raise MrsError(f"{compare / 'runs'}: no finished variant with a validation {metric}")
+    return best

@@ -1,0 +1,122 @@
+"""``mrs serve``: the HTTP JSON API (FastAPI; OpenAPI docs at ``/docs``).
+
+    POST /recommend          {"user" | "history", "context", "time", "k", "exclude_seen", ...}
+    POST /recommend/batch    {"requests": [...]}
+    GET  /items/{id}/similar ?k=12
+    POST /items              {"id", "features": {modality: [floats]}, "text"}: a new item, through the
+                             content projection, recommendable at once with no interaction
+    GET  /health             model checksum and counts
+
+Bad input is HTTP 422 with FastAPI's error layout (``{"detail": [{"loc": [...], "msg": ...}]}``),
+the ``loc`` naming the field; an unknown item in a path is 404. Handlers are plain functions, so
+uvicorn runs them in its thread pool; the factors and the faiss index are read-only while serving,
+and an added item becomes visible by swapping one reference (:mod:`mrs.serve.model`).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from mrs.errors import MrsError
+from mrs.serve.service import RecommendService
+
+MAX_BATCH = 1000
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = Field(None, description="raw user id; unknown ids get the context's popular items")
+    history: list[str] | None = Field(None, description="raw item ids, oldest first (sequential user encoders only)")
+    context: str | None = Field(None, description="label of the 'context' mode; unset = train-frequency mix")
+    time: str | None = Field(None, description="label of the 'time' mode; unset = train-frequency mix")
+    modes: dict[str, str] | None = Field(None, description="labels of any mode by name")
+    k: int = Field(12, ge=1, description="list length (at most the catalogue size)")
+    exclude_seen: bool = Field(False, description="drop items the user already has")
+    restrict: list[str] | None = Field(None, description="only rank these raw item ids (e.g. in stock)")
+    retrieval: Literal["exact", "folded", "two_stage"] | None = Field(None, description="default: the server's")
+    explore: Literal["none", "ucb", "thompson"] = Field("none", description="optimism bonus or posterior "
+                                                        "sample for uncertain (tail) items; ranks exactly")
+    explore_strength: float = Field(1.0, ge=0, description="β: scale of the bonus / sample")
+
+    def mode_values(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = dict(self.modes or {})
+        for name in ("context", "time"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: list[RecommendRequest] = Field(..., min_length=1, max_length=MAX_BATCH)
+
+
+class NewItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(..., min_length=1, description="raw id of the new item")
+    features: dict[str, list[float]] | None = Field(None, description="a vector per modality the model "
+                                                    "uses (a missing one is filled with the mean)")
+    text: str | None = Field(None, description="raw text, embedded by the model's text encoder when it is available")
+
+
+def _error(e: MrsError, prefix: tuple = ("body",)) -> JSONResponse:
+    """An MrsError message starts with the field at fault (``k: must be ...``)."""
+    msg = str(e)
+    field = msg.split(":", 1)[0] if ":" in msg and " " not in msg.split(":", 1)[0] else None
+    loc = [*prefix, *(field.split(".") if field else [])]
+    return JSONResponse(status_code=422, content={"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]})
+
+
+def create_app(service: RecommendService) -> FastAPI:
+    app = FastAPI(title="mrs", description="Context-aware recommendations from an exported mrs model "
+                  "(CP tensor score; exact, folded-ANN or two-stage retrieval).", version="1")
+
+    def one(req: RecommendRequest) -> dict:
+        if req.user is None and req.history is None:
+            raise MrsError("user: give a user id or a history")
+        return service.recommend(req.user, req.mode_values(), req.k, req.exclude_seen, req.restrict,
+                                 req.retrieval, history=req.history, explore=req.explore,
+                                 explore_strength=req.explore_strength)
+
+    @app.post("/recommend")
+    def recommend(req: RecommendRequest):
+        try:
+            return one(req)
+        except MrsError as e:
+            return _error(e)
+
+    @app.post("/recommend/batch")
+    def recommend_batch(req: BatchRequest):
+        out = []
+        for j, r in enumerate(req.requests):
+            try:
+                out.append(one(r))
+            except MrsError as e:
+                return _error(e, ("body", "requests", j))
+        return {"results": out}
+
+    @app.get("/items/{item_id}/similar")
+    def similar(item_id: str, k: int = Query(12, ge=1)):
+        if service.model.item_idx(item_id) is None:
+            raise HTTPException(status_code=404, detail=f"id: unknown item {item_id!r}")
+        try:
+            return service.similar(item_id, k)
+        except MrsError as e:
+            return _error(e, ("query",))
+
+    @app.post("/items", status_code=201)
+    def add_item(item: NewItem):
+        try:
+            return service.add_item(item.id, item.features, item.text)
+        except MrsError as e:
+            return _error(e)
+
+    @app.get("/health")
+    def health():
+        return service.health()
+
+    return app

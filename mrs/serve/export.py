@@ -1,0 +1,202 @@
+r"""``mrs export RUN_DIR --out MODEL_DIR``: freeze a trained run into what scoring needs, and
+nothing that training needs.
+
+The model directory (self-contained: no dataset directory is read when serving)::
+
+    manifest.json        format, counts, modes (labels, train counts), user encoder, content
+                         projection, the source run's config / metrics / git commit, and the
+                         sha256 of every file below
+    factors.safetensors  user (U, R), item (I, R): the encoder's outputs (graph propagation done
+                         once, late-fusion score scale folded into the user rows); mode.<name>
+                         (n, R): CP factors; item_counts (I,), item_counts_by_mode0 (n_0, I):
+                         train frequencies (popularity fallback); seen_indptr (U+1,),
+                         seen_indices (nnz,): every item each user has (all splits);
+                         content_mean (D,), content_w (D, R), content_b (R,): the content
+                         projection, when the run used feature stores
+    user_ids.txt, item_ids.txt   raw ids, one per line, in index order
+
+The content projection maps a new item's unit-normalised modality features ``x = [x_1 ‖ x_2 ‖ …]``
+to an item factor, ``i = (x − μ) W + b``: ridge regression of the served item factors on the
+features of items with train interactions, ``W = (X_cᵀX_c + λI)⁻¹ X_cᵀ(Y − b)``, ``b = mean(Y)``,
+with λ chosen on a held-out 10% of those items (mean squared error). It is a map into the
+served factor space learned from the model's own warm items, not the model's internal fusion
+path: it works the same for every encoder (graph propagation of a new node would need its
+edges, which a cold item does not have).
+
+Written to a temporary sibling directory and renamed at the end (``mrs.io.atomic_dir``), so a kill
+during export leaves no half model directory.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mrs.errors import MrsError
+from mrs.io import atomic_dir, file_checksum, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+FORMAT = "mrs-model/1"
+FACTORS = "factors.safetensors"
+MANIFEST = "manifest.json"
+USER_IDS, ITEM_IDS = "user_ids.txt", "item_ids.txt"
+RIDGE_LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> Path:
+    """Export ``run_dir`` (config.yaml + best.pt) to the model directory ``out``; return it."""
+    from mrs.train.config import load_train_config
+
+    run, out = Path(run_dir), Path(out)
+    for name in ("config.yaml", "best.pt"):
+        if not (run / name).is_file():
+            raise MrsError(f"{run / name}: not found (is {run} a finished `mrs train` run directory?)")
+    if out.exists() and not force:
+        raise MrsError(f"{out}: already exists; pass --force to replace it")
+    cfg = load_train_config(run / "config.yaml")
+    tensors, meta = _collect(cfg, run)
+    with atomic_dir(out) as tmp:
+        write_model_dir(tmp, tensors, meta)
+    log.info("exported %s -> %s (%d users, %d items)", run, out, meta["n_users"], meta["n_items"])
+    return out
+
+
+def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Rebuild the run's model on CPU, load ``best.pt`` and read out every served array."""
+    from mrs.data.prepared import SPLITS
+    from mrs.eval.ranking import Csr
+    from mrs.models.base import USERS
+    from mrs.train.trainer import Trainer
+
+    tr = Trainer.build(cfg, device=torch.device("cpu"))
+    try:
+        payload = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
+        tr.model.load_state_dict(payload["model"])
+    except (RuntimeError, KeyError, OSError) as e:
+        raise MrsError(f"{run / 'best.pt'}: cannot load into the configured model "
+                       f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    model, ds = tr.model.eval(), tr.ds
+    if getattr(USERS.get(cfg.model.user_encoder), "sequential", False):
+        raise MrsError(f"model.user_encoder={cfg.model.user_encoder!r}: exporting sequential user "
+                       f"encoders is not supported yet")
+    with torch.no_grad():
+        user, item = model.encode()  # (U, R), (I, R): propagation once, late-fusion scale included
+    factors = [f.detach() for f in getattr(model.scorer, "factors", [])]
+    user, item = user.detach().contiguous(), item.detach().contiguous()  # MF returns its parameters
+    t: dict[str, np.ndarray] = {"user": user.numpy(), "item": item.numpy()}
+    modes = []
+    train = ds.split("train")
+    names = ds.mode_names if factors else []
+    for j, name in enumerate(names):
+        t[f"mode.{name}"] = factors[j].numpy()
+        counts = np.bincount(train[name].to_numpy(), minlength=len(factors[j]))
+        modes.append({"name": name, "labels": [str(x) for x in ds.meta["modes"][name]["labels"]],
+                      "train_counts": counts.tolist()})
+    t["item_counts"] = ds.item_train_counts().astype(np.float32)
+    if names:
+        key = train[names[0]].to_numpy().astype(np.int64) * ds.n_items + train["item"].to_numpy()
+        n0 = len(factors[0])
+        t["item_counts_by_mode0"] = np.bincount(key, minlength=n0 * ds.n_items).reshape(
+            n0, ds.n_items).astype(np.float32)  # (n_0, I)
+    inter = ds.interactions
+    seen = Csr.from_pairs(inter["user"].to_numpy(), inter["item"].to_numpy(), ds.n_users)
+    t["seen_indptr"], t["seen_indices"] = seen.indptr, seen.indices.astype(np.int32)
+    content = None
+    if cfg.data.features:
+        from mrs.train.data import load_feature_stores
+
+        feats = load_feature_stores(ds, cfg.data.features, cfg.data.fill)
+        X = np.concatenate([_unit_rows(f.numpy()) for f in feats.values()], axis=1)  # (I, D)
+        warm = t["item_counts"] > 0
+        w, b, mu, lam, mse = fit_content_projection(X[warm], t["item"][warm], seed=cfg.train.seed)
+        t["content_w"], t["content_b"], t["content_mean"] = w, b, mu
+        content = {"modalities": [{"name": m, "dim": int(f.shape[1]), **_store_info(ds.root, m)}
+                                  for m, f in feats.items()],
+                   "ridge_lambda": lam, "holdout_mse": mse, "fitted_on_items": int(warm.sum())}
+    from mrs.config import to_dict
+    from mrs.tracking.provenance import git_state
+
+    metrics_path = run / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    meta = {
+        "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "n_users": ds.n_users, "n_items": ds.n_items, "dim": int(user.shape[1]),
+        "modes": modes, "user_encoder": cfg.model.user_encoder, "sequential": False,
+        "content": content, "dataset": {"name": ds.name, "source": ds.meta.get("source")},
+        "source": {"run_dir": str(run.resolve()), "config": to_dict(cfg),
+                   "best_epoch": metrics.get("best_epoch", payload.get("epoch")),
+                   "valid": metrics.get("valid", {}).get("all"),
+                   "git": git_state(), "splits_in_seen": sorted(SPLITS)},
+        "user_ids": [str(x) for x in ds.users.sort_values("user")["user_id"]],
+        "item_ids": [str(x) for x in ds.items.sort_values("item")["item_id"]],
+    }
+    return t, meta
+
+
+def _store_info(root: Path, name: str) -> dict[str, Any]:
+    """Which encoder made a feature store (so a server can embed a new item's raw text)."""
+    from mrs.features import read_meta, resolve_store
+
+    meta = read_meta(resolve_store(root, name))
+    return {"modality": meta.get("modality"), "encoder": meta.get("encoder"),
+            "max_length": int(meta.get("max_length", 128))}
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """As the model's own feature check: unit rows (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def fit_content_projection(X: np.ndarray, Y: np.ndarray, seed: int = 0, lambdas=RIDGE_LAMBDAS
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Ridge ``Y ≈ (X − μ) W + b`` (see the module docstring); λ picked on a 10% holdout.
+
+    ``X (N, D)``, ``Y (N, R)`` -> ``W (D, R)``, ``b (R,)``, ``μ (D,)``, λ, holdout MSE."""
+    if len(X) < 2:
+        raise MrsError(f"content projection: {len(X)} items with train interactions; need at least 2")
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    hold = rng.random(len(X)) < 0.1
+    if hold.all() or not hold.any():
+        hold = np.zeros(len(X), bool)
+        hold[0] = True
+
+    def fit(Xf: np.ndarray, Yf: np.ndarray, lam: float):
+        mu, b = Xf.mean(0), Yf.mean(0)
+        Xc = Xf - mu
+        w = np.linalg.solve(Xc.T @ Xc + lam * np.eye(X.shape[1]), Xc.T @ (Yf - b))  # (D, R)
+        return w, b, mu
+
+    errs = {}
+    for lam in lambdas:
+        w, b, mu = fit(X[~hold], Y[~hold], lam)
+        errs[lam] = float((((X[hold] - mu) @ w + b - Y[hold]) ** 2).mean())
+    lam = min(errs, key=errs.get)
+    w, b, mu = fit(X, Y, lam)  # refit on every warm item with the chosen λ
+    return w.astype(np.float32), b.astype(np.float32), mu.astype(np.float32), lam, errs[lam]
+
+
+def write_model_dir(path: Path, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write factors, id lists and the manifest (with sha256 of each file) into ``path``."""
+    from safetensors.numpy import save_file
+
+    meta = dict(meta)
+    for key, name in (("user_ids", USER_IDS), ("item_ids", ITEM_IDS)):
+        ids = meta.pop(key)
+        bad = next((x for x in ids if "\n" in x or "\r" in x), None)
+        if bad is not None:
+            raise MrsError(f"{key}: raw id {bad!r} contains a line break; cannot export")
+        (path / name).write_text("".join(f"{x}\n" for x in ids))
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path / FACTORS))
+    files = {n: file_checksum([path / n]) for n in (FACTORS, USER_IDS, ITEM_IDS)}
+    meta["files"] = files
+    meta["checksum"] = file_checksum([path / n for n in sorted(files)])
+    write_json_atomic(path / MANIFEST, meta)

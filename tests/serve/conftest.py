@@ -1,0 +1,27 @@
+"""One small planted dataset, one trained run and its exported model directory per session."""
+from __future__ import annotations
+
+import pytest
+
+from tests.train.conftest import tiny_overrides
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """``(data_dir, run_dir, model_dir)``: LightGCN + CP modes + early fusion on planted data."""
+    from mrs.serve.export import export_run
+    from mrs.synth import make_prepared
+    from mrs.train.config import load_train_config
+    from mrs.train.trainer import run_train
+
+    root = tmp_path_factory.mktemp("serve")
+    # 8 planted clusters of ~25 items (4 styles x 2 contexts, no seasons): content says the cluster
+    data = make_prepared(root / "ds", n_users=150, n_items=200, n_interactions=6000, seed=1,
+                         modes=True, features_dim=16, n_styles=4, n_seasons=1, season_strength=0.0)
+    cfg = load_train_config(None, tiny_overrides(
+        data, model__encoder="lightgcn", model__fusion="early", model__dim=16, model__joint_dim=16,
+        data__features="[text-synth, image-synth]", train__epochs=8, train__eval_every=8, eval__bootstrap=0,
+        wandb__enabled="false"))
+    run_train(cfg, root / "run")
+    export_run(root / "run", root / "model")
+    return data, root / "run", root / "model"
