@@ -39,7 +39,7 @@ from mrs.io import write_json_atomic
 from mrs.train.checkpoint import (BEST, LAST, TrainState, load_checkpoint, load_weights,
                                   save_checkpoint, save_weights)
 from mrs.train.config import TrainConfig, load_train_config
-from mrs.train.data import TrainTriples, batch_indices, load_feature_stores, n_batches, train_triples
+from mrs.train.data import TrainTriples, batch_indices, load_feature_stores_with_present, n_batches, train_triples
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,12 @@ class Trainer:
             raise MrsError("config key 'data.dir' is empty: set it to a prepared dataset directory")
         generator = generator or torch.Generator().manual_seed(cfg.train.seed)
         ds = load_prepared(cfg.data.dir)
-        features = load_feature_stores(ds, cfg.data.features, cfg.data.fill)
+        features, present = load_feature_stores_with_present(ds, cfg.data.features, cfg.data.fill)
         triples = train_triples(ds, device)
         ctx = build_context(cfg.model, n_users=ds.n_users, n_items=ds.n_items,
                             mode_cardinalities=ds.mode_cardinalities,
                             train_users=triples.users.cpu().numpy(), train_items=triples.items.cpu().numpy(),
-                            features=features)
+                            features=features, present=present)
         build_artifacts(cfg.model, ctx, cache_dir(cfg.data.cache_dir, ds.root))
         model = build_model(cfg.model, ctx).to(device)
         tc = cfg.train
