@@ -153,7 +153,7 @@ KNN_MEMORY = 256 << 20  # bytes of one similarity block: bounds memory whatever 
 
 
 def knn_edges(features: Tensor, k: int, present: Tensor | None = None, include_self: bool = True,
-              max_bytes: int = KNN_MEMORY) -> tuple[Tensor, Tensor]:
+              max_bytes: int = KNN_MEMORY, rows: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
     """The ``k`` most cosine-similar items of every present item, among present items only.
 
     Returns ``(row, col)`` (E,) long with ``E = n_present · k'`` (``k' = min(k, n_present)``, one
@@ -163,6 +163,7 @@ def knn_edges(features: Tensor, k: int, present: Tensor | None = None, include_s
 
     Exact search in row blocks of ``max_bytes // (4 · n_present)`` rows: memory is the features
     plus one ``(block, n_present)`` similarity block, never ``I x I`` (MMRec issue #22).
+    ``rows=(a, b)``: only the neighbours of present items ``a..b-1`` (to shard or time a part).
     """
     n = features.shape[0]
     present = torch.ones(n, dtype=torch.bool) if present is None else present.bool()
@@ -176,19 +177,23 @@ def knn_edges(features: Tensor, k: int, present: Tensor | None = None, include_s
     inv = x.norm(dim=1).clamp(min=1e-12).reciprocal()  # (P,): cosine without a normalised copy
     block = max(1, int(max_bytes) // (4 * p))
     cols = []
-    bar = tqdm(range(0, p, block), desc=f"item kNN graph (k={k})", unit="block", leave=False,
-               disable=p < 50_000)  # a bar only where it takes a while
+    lo, hi = (rows[0], min(rows[1], p)) if rows is not None else (0, p)
+    bar = tqdm(range(lo, hi, block), desc=f"item kNN graph (k={k})", unit="block", leave=False,
+               disable=hi - lo < 50_000)
     for start in bar:  # row blocks, not nodes: O(P / block) iterations
-        q = x[start:start + block] * inv[start:start + block, None]  # (b, d)
+        end = min(start + block, hi)
+        q = x[start:end] * inv[start:end, None]  # (b, d)
         sim = q @ x.T  # (b, P)
         sim *= inv  # column norms
         if not include_self:
-            rows = torch.arange(sim.shape[0])
-            sim[rows, rows + start] = -float("inf")
+            diag = torch.arange(sim.shape[0])
+            sim[diag, diag + start] = -float("inf")
         cols.append(sim.topk(k, dim=1).indices)
         del sim
+    if not cols:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
     col = torch.cat(cols).reshape(-1)  # (P*k,) positions among present items
-    row = torch.arange(p).repeat_interleave(k)
+    row = torch.arange(lo, lo + col.numel() // k).repeat_interleave(k)
     return idx[row], idx[col]
 
 
