@@ -33,6 +33,12 @@ class EvalConfig:
     # user_mode when the dataset declares modes, so models with and without CP modes are compared
     # on the very same queries
     query: Literal["auto", "user", "user_mode"] = "auto"
+    # at the end of training, with modes present, also report the other query kind (labelled,
+    # under "by_query" in metrics.json): per-user queries are the literature's protocol
+    both_queries: bool = True
+    # per-user queries: modes whose value is known at request time (the held-out interaction's);
+    # every other mode (the context) is the train-frequency expectation Σ_c p(c)·C[c]
+    request_modes: list[str] = field(default_factory=lambda: ["time"])
     # mask the user's train items (and valid items at test): false keeps repurchases rankable (H&M)
     mask_repurchase: bool = True
     # at test, also mask the user's valid items; false = MMRec's protocol (its published Sports

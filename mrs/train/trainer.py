@@ -128,20 +128,33 @@ class Trainer:
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def evaluate(self, split: str, ci: bool = True):
+    def evaluate(self, split: str, ci: bool = True, query: str | None = None):
         """``EvalResult`` of full ranking on ``split`` for the current weights (encoder run once;
-        queries, masks and slices built once per split)."""
-        from mrs.eval import Evaluator
+        queries, masks and slices built once per split). ``query`` overrides ``eval.query``;
+        per-user queries on data with modes score with the expected context (mrs.train.queries)."""
+        import dataclasses
 
-        if split not in self._evaluators:
-            self._evaluators[split] = Evaluator(self.ds, split, self.cfg.eval)
+        from mrs.eval import Evaluator
+        from mrs.train.queries import user_query_mode_weights
+
+        key = split if query is None else (split, query)
+        if key not in self._evaluators:
+            ecfg = self.cfg.eval if query is None else dataclasses.replace(self.cfg.eval, query=query)
+            self._evaluators[key] = Evaluator(self.ds, split, ecfg)
+        ev = self._evaluators[key]
+        weights = None
+        if ev.queries.kind == "user" and self.ds.mode_names and self.cfg.model.modes:
+            weights = user_query_mode_weights(self.ds.mode_names, self.triples.modes,
+                                              self.ds.mode_cardinalities, self.cfg.eval.request_modes)
         self.model.eval()
         emb = self.model.encode()
 
         def score_fn(users: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
-            return self.model.full_sort_predict(users, modes, emb=emb)  # (B, n_items)
+            if weights is None:
+                return self.model.full_sort_predict(users, modes, emb=emb)  # (B, n_items)
+            return self.model.full_sort_predict(users, modes, emb=emb, mode_weights=weights)
 
-        return self._evaluators[split](score_fn, device=self.device, ci=ci)
+        return ev(score_fn, device=self.device, ci=ci)
 
 
 def cache_dir(setting: str, dataset_root: Path) -> Path | None:
@@ -254,11 +267,28 @@ def _final_metrics(tr: Trainer, out: Path, state: TrainState, evaluate_test: boo
     load_weights(out / BEST, tr.model)
     results = {"test": tr.evaluate("test")} if evaluate_test else {}
     results["valid"] = tr.evaluate("valid")
-    return metrics_json(results, best_epoch=state.best_epoch,
+    by_query = _both_query_kinds(tr, out, results)
+    return metrics_json(results, by_query=by_query, best_epoch=state.best_epoch,
                    select_metric=tr.cfg.train.select_metric, best_valid=state.best_value,
                    epochs_run=state.epoch, stopped_early=state.stopped_early,
                    alpha=tr.model.fusion_weights(), device=str(tr.device),
                    train_time_s=sum(h["time_s"] for h in state.history), history=state.history)
+
+
+def _both_query_kinds(tr: Trainer, out: Path, results: dict) -> dict:
+    """Both query kinds, labelled (``by_query`` in metrics.json), and every run's per-query
+    values in ``per_query.parquet`` (see :mod:`mrs.train.queries`)."""
+    from mrs.train import queries as qk
+
+    primary = next(iter(results.values())).info["query"]
+    everything = {(primary, split): r for split, r in results.items()}
+    for kind in qk.other_kinds(primary, bool(tr.ds.mode_names), tr.cfg.eval.both_queries):
+        for split in results:
+            everything[(kind, split)] = tr.evaluate(split, query=kind)
+    users = {(k, s): (tr._evaluators[s] if k == primary else tr._evaluators[(s, k)]).queries.users
+             for k, s in everything}
+    qk.write_per_query(out / "per_query.parquet", qk.per_query_frame(everything, users))
+    return qk.by_query_json(everything)
 
 
 def evaluate_checkpoint(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
