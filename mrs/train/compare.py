@@ -93,8 +93,8 @@ def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[
         resolved["seeds"] = list(seeds)
     if resolved["seeds"]:  # one run per (variant, seed): runs/<variant>/seed<s>
         expanded = []
-        for name, cfg in variants:
-            for sd in resolved["seeds"]:
+        for sd in resolved["seeds"]:  # seed-major: an interrupted compare has whole seeds done
+            for name, cfg in variants:
                 c = copy.deepcopy(cfg)
                 c.train.seed = int(sd)
                 expanded.append((f"{name}/seed{sd}", c))
