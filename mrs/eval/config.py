@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 METRIC_NAMES = ("recall", "ndcg", "precision", "hit", "map")
-SLICE_NAMES = ("all", "tail", "head", "cold")
+SLICE_NAMES = ("all", "tail", "head", "cold", "cold_user")
 
 
 @dataclass
@@ -19,7 +19,8 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: list(METRIC_NAMES))
     # queries scored per batch: scores are (batch_size, n_items) floats, never (Q, n_items)
     batch_size: int = 4096
-    # which item slices to report (all, tail, head, cold); see mrs.eval.slices
+    # which slices to report: item slices all, tail, head, cold (mrs.eval.slices), and
+    # cold_user: the queries of users with no train rows, kept out of every item slice
     slices: list[str] = field(default_factory=lambda: list(SLICE_NAMES))
     # tail = items with <= this many train interactions (cold items included)
     tail_threshold: int = 20
