@@ -65,7 +65,7 @@ class Trainer:
 
     @classmethod
     def build(cls, cfg: TrainConfig, generator: torch.Generator | None = None,
-              device: torch.device | None = None) -> "Trainer":
+              device: torch.device | None = None, ds: PreparedDataset | None = None) -> "Trainer":
         """Load the prepared dataset and feature stores, build the model's artifacts (reading or
         writing ``data.cache_dir``) and the model. ``generator``: the data-order generator
         (default: seeded from ``train.seed``; :func:`run_train` passes the one ``seed_everything``
@@ -77,7 +77,7 @@ class Trainer:
         if not cfg.data.dir:
             raise MrsError("config key 'data.dir' is empty: set it to a prepared dataset directory")
         generator = generator or torch.Generator().manual_seed(cfg.train.seed)
-        ds = load_prepared(cfg.data.dir)
+        ds = ds if ds is not None else load_prepared(cfg.data.dir)  # a view: the train+valid refit
         features, present = load_feature_stores_with_present(ds, cfg.data.features, cfg.data.fill)
         triples = train_triples(ds, device)
         ctx = build_context(cfg.model, n_users=ds.n_users, n_items=ds.n_items,
@@ -264,28 +264,35 @@ def _final_metrics(tr: Trainer, out: Path, state: TrainState, evaluate_test: boo
                        f"train.eval_every={tr.cfg.train.eval_every})")
     from mrs.eval import metrics_json
 
+    from mrs.train.refit import refit_trainer, wants_refit
+
     load_weights(out / BEST, tr.model)
-    results = {"test": tr.evaluate("test")} if evaluate_test else {}
+    refit = evaluate_test and wants_refit(tr.cfg.train.final_fit, tr.ds)
+    trainers = {"test": refit_trainer(tr, state.best_epoch) if refit else tr, "valid": tr}
+    results = {"test": trainers["test"].evaluate("test")} if evaluate_test else {}
     results["valid"] = tr.evaluate("valid")
-    by_query = _both_query_kinds(tr, out, results)
-    return metrics_json(results, by_query=by_query, best_epoch=state.best_epoch,
+    by_query = _both_query_kinds(trainers, out, results)
+    return metrics_json(results, by_query=by_query, final_fit="train+valid" if refit else "train",
+                   best_epoch=state.best_epoch,
                    select_metric=tr.cfg.train.select_metric, best_valid=state.best_value,
                    epochs_run=state.epoch, stopped_early=state.stopped_early,
                    alpha=tr.model.fusion_weights(), device=str(tr.device),
                    train_time_s=sum(h["time_s"] for h in state.history), history=state.history)
 
 
-def _both_query_kinds(tr: Trainer, out: Path, results: dict) -> dict:
+def _both_query_kinds(trainers: dict[str, Trainer], out: Path, results: dict) -> dict:
     """Both query kinds, labelled (``by_query`` in metrics.json), and every run's per-query
-    values in ``per_query.parquet`` (see :mod:`mrs.train.queries`)."""
+    values in ``per_query.parquet`` (see :mod:`mrs.train.queries`). ``trainers``: the trainer
+    whose model each split is read with (test: the train+valid refit, when there is one)."""
     from mrs.train import queries as qk
 
+    tr = trainers["valid"]
     primary = next(iter(results.values())).info["query"]
     everything = {(primary, split): r for split, r in results.items()}
     for kind in qk.other_kinds(primary, bool(tr.ds.mode_names), tr.cfg.eval.both_queries):
         for split in results:
-            everything[(kind, split)] = tr.evaluate(split, query=kind)
-    users = {(k, s): (tr._evaluators[s] if k == primary else tr._evaluators[(s, k)]).queries.users
+            everything[(kind, split)] = trainers[split].evaluate(split, query=kind)
+    users = {(k, s): (trainers[s]._evaluators[s] if k == primary else trainers[s]._evaluators[(s, k)]).queries.users
              for k, s in everything}
     qk.write_per_query(out / "per_query.parquet", qk.per_query_frame(everything, users))
     return qk.by_query_json(everything)

@@ -51,9 +51,21 @@ def test_run_saves_both_query_kinds_and_per_query_values(tiny_data, tmp_path):
     from mrs.train.config import load_train_config
     from mrs.train.trainer import run_train
 
+    from mrs.data.prepared import load_prepared
+    from mrs.train.refit import train_valid_view, wants_refit
+
+    ds = load_prepared(tiny_data)
+    view = train_valid_view(ds)
+    assert (view.interactions.split == 1).sum() == 0
+    assert (view.interactions.split == 0).sum() == ds.meta["splits"]["train"] + ds.meta["splits"]["valid"]
+    assert (view.interactions.split == 2).sum() == ds.meta["splits"]["test"]
+    assert not wants_refit("auto", ds) and wants_refit("train+valid", ds) and not wants_refit("train", ds)
+    # the final test model refit on train + valid for the best epoch count
     cfg = load_train_config(None, tiny_overrides(tiny_data, model__encoder="mf", model__modes=True,
-                                                 wandb__enabled=False, eval__ks=[20]))
+                                                 wandb__enabled=False, eval__ks=[20],
+                                                 train__final_fit="train+valid"))
     m = run_train(cfg, tmp_path / "run")
+    assert m["final_fit"] == "train+valid"
     assert set(m["by_query"]) == {"user_mode", "user"}
     assert m["by_query"]["user_mode"]["test"] == m["test"]  # the primary kind is the top-level table
     pq = pd.read_parquet(tmp_path / "run" / "per_query.parquet")
