@@ -79,9 +79,11 @@ def load_compare(path: str | Path | None, overrides: list[str] = ()
 
 
 def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[str] = (),
-                wandb: bool | None = None, seeds: list[int] | None = None) -> str:
+                wandb: bool | None = None, seeds: list[int] | None = None,
+                report_only: bool = False) -> str:
     """Train every variant (skipping finished ones) and write the report; returns the markdown.
-    ``seeds`` (``--seeds``) wins over the config's ``seeds:``; each seed sets ``train.seed``."""
+    ``seeds`` (``--seeds``) wins over the config's ``seeds:``; each seed sets ``train.seed``.
+    ``report_only``: train nothing; the report covers the finished runs (others are listed)."""
     import copy
 
     from mrs.tracking import make_logger
@@ -112,10 +114,17 @@ def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[
         if mfile.is_file():
             print(f"[{i + 1}/{len(variants)}] {name}: done, reusing {mfile}")
             continue
+        if report_only:
+            print(f"[{i + 1}/{len(variants)}] {name}: not finished, left out of the report")
+            runs[name.split("/")[0]].remove(run_dir)
+            continue
         print(f"[{i + 1}/{len(variants)}] {name}: training into {run_dir}")
         cfg.wandb.group = cfg.wandb.group or out.name
         logger = make_logger(cfg.wandb.enabled, project=cfg.wandb.project)
         run_train(cfg, run_dir, logger=logger, resume=True)
+    runs = {n: dirs for n, dirs in runs.items() if dirs}
+    if not runs:
+        raise MrsError(f"{out}: no finished run to report")
     md = write_report(runs, report, out, baseline=resolved["baseline"],
                       n_boot=variants[0][1].eval.bootstrap or 1000, seed=variants[0][1].eval.seed)
     if variants and variants[0][1].wandb.enabled:  # one extra W&B run holding the comparison itself
