@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",") if x.strip()],
                    help="comma-separated train seeds, e.g. 0,1,2: every variant once per seed "
                         "(mean ± sd beside the paired intervals); wins over the config's 'seeds:'")
+    c.add_argument("--baseline", help="variant the paired differences are taken to (default: the "
+                                      "config's 'baseline:', else mf)")
     c.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables from the finished runs (e.g. while others run)")
     c.set_defaults(func=_compare)
@@ -88,6 +90,6 @@ def _compare(args: argparse.Namespace) -> int:
 
     table = run_compare(args.config, args.out, overrides=args.overrides,
                         wandb=False if args.no_wandb else None, seeds=args.seeds,
-                        report_only=args.report_only)
+                        report_only=args.report_only, baseline=args.baseline)
     print(table)
     return 0

@@ -80,7 +80,7 @@ def load_compare(path: str | Path | None, overrides: list[str] = ()
 
 def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[str] = (),
                 wandb: bool | None = None, seeds: list[int] | None = None,
-                report_only: bool = False) -> str:
+                report_only: bool = False, baseline: str | None = None) -> str:
     """Train every variant (skipping finished ones) and write the report; returns the markdown.
     ``seeds`` (``--seeds``) wins over the config's ``seeds:``; each seed sets ``train.seed``.
     ``report_only``: train nothing; the report covers the finished runs (others are listed)."""
@@ -93,6 +93,8 @@ def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[
     variants, report, resolved = load_compare(config, list(overrides))
     if seeds is not None:
         resolved["seeds"] = list(seeds)
+    if baseline is not None:  # --baseline wins over the config's baseline:
+        resolved["baseline"] = baseline
     if resolved["seeds"]:  # one run per (variant, seed): runs/<variant>/seed<s>
         expanded = []
         for sd in resolved["seeds"]:  # seed-major: an interrupted compare has whole seeds done
