@@ -149,52 +149,129 @@ def pruned_blocks(users: Tensor, items: Tensor, n_users: int, n_items: int, weig
 
 # --------------------------------------------------------------------- item-item kNN graph
 
-def knn_adj(features: Tensor, k: int, chunk: int = 2048) -> Tensor:
-    """Frozen item-item kNN graph (FREEDOM / LATTICE): for each item the ``k`` most
-    cosine-similar other items, binary, then ``D^-1/2 S D^-1/2`` by row sums. ``(I, I)`` CSR.
+KNN_MEMORY = 256 << 20  # bytes of one similarity block: bounds memory whatever the item count
 
-    Items whose feature row is all zero (missing content) get no neighbours. Computed in row
-    chunks so the ``I x I`` similarity matrix is never held in memory.
+
+def knn_edges(features: Tensor, k: int, present: Tensor | None = None, include_self: bool = True,
+              max_bytes: int = KNN_MEMORY, rows: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
+    """The ``k`` most cosine-similar items of every present item, among present items only.
+
+    Returns ``(row, col)`` (E,) long with ``E = n_present · k'`` (``k' = min(k, n_present)``, one
+    less without self). ``include_self``: FREEDOM's ``topk`` over the full similarity row, where
+    an item is its own nearest neighbour (sim = 1); ``False`` masks the diagonal. Absent items
+    (``present[i] = False``: no content in this modality) neither have nor are neighbours.
+
+    Exact search in row blocks of ``max_bytes // (4 · n_present)`` rows: memory is the features
+    plus one ``(block, n_present)`` similarity block, never ``I x I`` (MMRec issue #22).
+    ``rows=(a, b)``: only the neighbours of present items ``a..b-1`` (to shard or time a part).
     """
-    x = torch.nn.functional.normalize(features.float(), dim=1)  # (I, d)
-    n = x.shape[0]
-    k = min(k, n - 1)
+    n = features.shape[0]
+    present = torch.ones(n, dtype=torch.bool) if present is None else present.bool()
+    idx = present.nonzero().squeeze(1)  # (P,) prepared ids of present items
+    x = features if bool(present.all()) else features[idx]  # (P, d): no copy when all are present
+    x = x.float()
+    p = x.shape[0]
+    k = min(k, p if include_self else p - 1)
     if k <= 0:
-        raise MrsError(f"knn graph: need at least 2 items and k >= 1 (got {n} items, k={k})")
-    present = x.abs().sum(1) > 0
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    inv = x.norm(dim=1).clamp(min=1e-12).reciprocal()  # (P,): cosine without a normalised copy
+    block = max(1, int(max_bytes) // (4 * p))
     cols = []
-    chunks = tqdm(range(0, n, chunk), desc=f"item kNN graph (k={k})", unit="chunk", leave=False,
-                  disable=n < 50_000)  # a bar only where it takes a while
-    for start in chunks:  # row chunks, not nodes: O(I / chunk) iterations
-        sim = x[start:start + chunk] @ x.T  # (c, I)
-        sim[:, ~present] = -float("inf")
-        sim[torch.arange(sim.shape[0]), torch.arange(start, start + sim.shape[0])] = -float("inf")
+    lo, hi = (rows[0], min(rows[1], p)) if rows is not None else (0, p)
+    bar = tqdm(range(lo, hi, block), desc=f"item kNN graph (k={k})", unit="block", leave=False,
+               disable=hi - lo < 50_000)
+    for start in bar:  # row blocks, not nodes: O(P / block) iterations
+        end = min(start + block, hi)
+        q = x[start:end] * inv[start:end, None]  # (b, d)
+        sim = q @ x.T  # (b, P)
+        sim *= inv  # column norms
+        if not include_self:
+            diag = torch.arange(sim.shape[0])
+            sim[diag, diag + start] = -float("inf")
         cols.append(sim.topk(k, dim=1).indices)
-    col = torch.cat(cols).reshape(-1)  # (I*k,)
-    row = torch.arange(n).repeat_interleave(k)
-    ok = present[row] & present[col]
-    row, col = row[ok], col[ok]
-    # FREEDOM normalises the (asymmetric) kNN matrix by its row sums on both sides.
-    deg = torch.bincount(row, minlength=n).float().clamp(min=1)  # (I,) = k for present items
-    w = deg[row].rsqrt() * deg[col].rsqrt()
-    return to_csr(row, col, w, (n, n))
+        del sim
+    if not cols:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    col = torch.cat(cols).reshape(-1)  # (P*k,) positions among present items
+    row = torch.arange(lo, lo + col.numel() // k).repeat_interleave(k)
+    return idx[row], idx[col]
+
+
+def sym_norm_values(row: Tensor, col: Tensor, n: int) -> Tensor:
+    """FREEDOM's ``compute_normalized_laplacian``: ``1/sqrt(r_i · r_j)`` with ``r`` the row sums of
+    the binary (asymmetric) kNN matrix (= k for every present item)."""
+    deg = torch.bincount(row, minlength=n).float().clamp(min=1)
+    return deg[row].rsqrt() * deg[col].rsqrt()
+
+
+def knn_adj(features: Tensor, k: int, present: Tensor | None = None, include_self: bool = False,
+            max_bytes: int = KNN_MEMORY) -> Tensor:
+    """One kNN graph ``D^-1/2 S D^-1/2`` (``(I, I)`` CSR) from ``features``; items that are not
+    ``present`` (default: all-zero rows) get no edges. Self excluded by default (the earlier
+    ``knn_graph=concat`` variant); FREEDOM's per-modality graphs include it."""
+    if present is None:
+        present = features.abs().sum(1) > 0
+    n = features.shape[0]
+    if int(present.sum()) < (1 if include_self else 2) or k < 1:
+        raise MrsError(f"knn graph: need at least 2 items with content and k >= 1 "
+                       f"(got {int(present.sum())} items, k={k})")
+    row, col = knn_edges(features, k, present, include_self, max_bytes)
+    return to_csr(row, col, sym_norm_values(row, col, n), (n, n))
+
+
+def freedom_knn_adj(features: dict[str, Tensor], present: dict[str, Tensor], k: int,
+                    weights: dict[str, float], max_bytes: int = KNN_MEMORY) -> Tensor:
+    r"""FREEDOM's frozen item-item graph (enoche/FREEDOM ``src/models/freedom.py``): one kNN graph
+    per modality (cosine, ``topk`` with self included, binary, ``D^-1/2 S_m D^-1/2``), mixed
+
+    .. math::
+        S = \sum_m w_m S_m \qquad (\text{published: } 0.1\, S_{image} + 0.9\, S_{text})
+
+    Missing content (not in the original, whose datasets have every feature): an item without
+    modality ``m`` has no edges in ``S_m`` (a filled-in mean vector would make every such item
+    the neighbour of the same few items: hubs); its row mixes the modalities it has with weights
+    renormalised to sum to one, and an item with no content at all keeps only a self-loop (1),
+    so ``S`` is then the identity on it. ``(I, I)`` CSR.
+    """
+    names = list(features)
+    n = features[names[0]].shape[0]
+    have = torch.stack([present[m].bool() for m in names])  # (M, I)
+    w = torch.tensor([float(weights[m]) for m in names])  # (M,)
+    total = (w[:, None] * have).sum(0)  # (I,) weight of the modalities each item has
+    rows, cols, vals = [], [], []
+    for j, m in enumerate(names):
+        row, col = knn_edges(features[m], k, have[j], True, max_bytes)
+        rows.append(row)
+        cols.append(col)
+        vals.append(sym_norm_values(row, col, n) * (w[j] / total[row]))
+    bare = (~have.any(0)).nonzero().squeeze(1)  # items with no content: self-loop only
+    rows.append(bare)
+    cols.append(bare)
+    vals.append(torch.ones(bare.numel()))
+    return to_csr(torch.cat(rows), torch.cat(cols), torch.cat(vals), (n, n))
+
+
+def tensors_checksum(*tensors: Tensor, extra: str = "") -> str:
+    """sha256 over the tensors' float32 bytes and shapes, plus ``extra`` (a cache key)."""
+    h = hashlib.sha256(extra.encode())
+    for t in tensors:
+        arr = np.ascontiguousarray(t.detach().cpu().float().numpy())
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
 
 
 def features_checksum(features: Tensor) -> str:
     """sha256 of the feature matrix's float32 bytes and shape (the kNN cache key)."""
-    arr = np.ascontiguousarray(features.detach().cpu().float().numpy())
-    h = hashlib.sha256(str(arr.shape).encode())
-    h.update(arr.tobytes())
-    return h.hexdigest()
+    return tensors_checksum(features)
 
 
-def load_or_build_knn(features: Tensor, k: int, cache_dir: Path | None) -> Tensor:
-    """The kNN graph of ``features``, read from ``cache_dir/knn-<checksum>-k<k>.npz`` when present,
-    otherwise built and written there atomically. ``cache_dir=None`` builds without caching."""
+def load_or_build_graph(key: str, n: int, build, cache_dir: Path | None) -> Tensor:
+    """An ``(n, n)`` graph read from ``cache_dir/knn-<key>.npz`` when present, otherwise
+    ``build()`` and written there atomically. ``cache_dir=None`` builds without caching."""
     if cache_dir is None:
-        return knn_adj(features, k)
-    path = Path(cache_dir) / f"knn-{features_checksum(features)[:24]}-k{k}.npz"
-    n = features.shape[0]
+        return build()
+    path = Path(cache_dir) / f"knn-{key}.npz"
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -203,7 +280,7 @@ def load_or_build_knn(features: Tensor, k: int, cache_dir: Path | None) -> Tenso
             return to_csr(row.long(), col.long(), w.float(), (n, n))
         except (OSError, KeyError, ValueError) as e:
             log.warning("ignoring unreadable kNN cache %s (%s); rebuilding", path, e)
-    adj = knn_adj(features, k)
+    adj = build()
     coo = adj.to_sparse_coo().coalesce()
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:  # np.savez appends ".npz" to bare paths; a file object does not
@@ -211,3 +288,22 @@ def load_or_build_knn(features: Tensor, k: int, cache_dir: Path | None) -> Tenso
                      col=coo.indices()[1].numpy().astype(np.int32), w=coo.values().numpy())
     log.info("item kNN graph written to %s", path)
     return adj
+
+
+def load_or_build_knn(features: Tensor, k: int, cache_dir: Path | None,
+                      present: Tensor | None = None) -> Tensor:
+    """:func:`knn_adj` (self excluded), cached by the features' (and mask's) checksum and k."""
+    parts = (features,) if present is None else (features, present)
+    key = f"{tensors_checksum(*parts)[:24]}-k{k}"
+    build = (lambda: knn_adj(features, k)) if present is None else (lambda: knn_adj(features, k, present))
+    return load_or_build_graph(key, features.shape[0], build, cache_dir)
+
+
+def load_or_build_freedom_knn(features: dict[str, Tensor], present: dict[str, Tensor], k: int,
+                              weights: dict[str, float], cache_dir: Path | None) -> Tensor:
+    """:func:`freedom_knn_adj`, cached by the features, masks, mixing weights and k."""
+    names = sorted(features)
+    tag = "freedom;" + ";".join(f"{m}={weights[m]!r}" for m in names)
+    key = f"{tensors_checksum(*(features[m] for m in names), *(present[m] for m in names), extra=tag)[:24]}-k{k}"
+    n = next(iter(features.values())).shape[0]
+    return load_or_build_graph(key, n, lambda: freedom_knn_adj(features, present, k, weights), cache_dir)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 METRIC_NAMES = ("recall", "ndcg", "precision", "hit", "map")
-SLICE_NAMES = ("all", "tail", "head", "cold")
+SLICE_NAMES = ("all", "tail", "head", "cold", "cold_user")
 
 
 @dataclass
@@ -19,7 +19,8 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: list(METRIC_NAMES))
     # queries scored per batch: scores are (batch_size, n_items) floats, never (Q, n_items)
     batch_size: int = 4096
-    # which item slices to report (all, tail, head, cold); see mrs.eval.slices
+    # which slices to report: item slices all, tail, head, cold (mrs.eval.slices), and
+    # cold_user: the queries of users with no train rows, kept out of every item slice
     slices: list[str] = field(default_factory=lambda: list(SLICE_NAMES))
     # tail = items with <= this many train interactions (cold items included)
     tail_threshold: int = 20
@@ -33,6 +34,12 @@ class EvalConfig:
     # user_mode when the dataset declares modes, so models with and without CP modes are compared
     # on the very same queries
     query: Literal["auto", "user", "user_mode"] = "auto"
+    # at the end of training, with modes present, also report the other query kind (labelled,
+    # under "by_query" in metrics.json): per-user queries are the literature's protocol
+    both_queries: bool = True
+    # per-user queries: modes whose value is known at request time (the held-out interaction's);
+    # every other mode (the context) is the train-frequency expectation Σ_c p(c)·C[c]
+    request_modes: list[str] = field(default_factory=lambda: ["time"])
     # mask the user's train items (and valid items at test): false keeps repurchases rankable (H&M)
     mask_repurchase: bool = True
     # at test, also mask the user's valid items; false = MMRec's protocol (its published Sports

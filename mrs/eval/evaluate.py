@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mrs.data.prepared import PreparedDataset
+from mrs.data.prepared import SPLITS, PreparedDataset
 from mrs.errors import MrsError
 from mrs.eval.bootstrap import bootstrap_ci
 from mrs.eval.config import EvalConfig
@@ -105,8 +105,14 @@ class Evaluator:
         self.queries: Queries = build_queries(dataset, split, cfg.query, mask_seen=cfg.mask_repurchase,
                                              with_all_seen=cfg.protocol == "sampled",
                                              mask_valid_at_test=cfg.mask_valid_at_test)
-        self.slices = item_slices(dataset.item_train_counts(), cfg.slices, cfg.tail_threshold,
-                                  cfg.head_fraction)
+        self.slices = item_slices(dataset.item_train_counts(), [s for s in cfg.slices if s != "cold_user"],
+                                  cfg.tail_threshold, cfg.head_fraction)
+        # users with no train rows (temporal splits): their queries are the cold_user slice and
+        # stay out of all/tail/head/cold, which then measure users the model has seen
+        inter = dataset.interactions
+        train_users = inter["user"].to_numpy()[inter["split"].to_numpy() == SPLITS["train"]]
+        has_train = np.bincount(train_users, minlength=dataset.n_users) > 0
+        self.cold_user = ~has_train[self.queries.users]  # (Q,)
         self.k_max = max(cfg.ks)
         q = self.queries
         h = hashlib.sha1(split.encode())
@@ -142,8 +148,13 @@ class Evaluator:
         hits = hit_matrix(topk, q.truth, self.n_items)                       # (Q, K_max)
         metrics, cis, n_queries, per_query, query_rows = {}, {}, {}, {}, {}
         cols, keys = [], []                           # (Q,) columns, NaN where the query is out
-        for name, in_slice in self.slices.items():
-            rows, h, n_rel = restrict(hits, topk, q.truth, in_slice)
+        groups = [(name, restrict(hits, topk, q.truth, in_slice)) for name, in_slice in self.slices.items()]
+        if self.cold_user.any():  # reported only where there are such users
+            groups = [(name, _keep(g, ~self.cold_user[g[0]])) for name, g in groups]
+            rows = np.flatnonzero(self.cold_user)
+            if "cold_user" in cfg.slices:
+                groups.append(("cold_user", (rows, hits[rows], q.truth.lengths()[rows])))
+        for name, (rows, h, n_rel) in groups:
             vals = compute_all(h, n_rel, cfg.metrics, sorted(cfg.ks))        # name -> (Q_S,)
             n_queries[name] = int(len(rows))
             per_query[name], query_rows[name] = vals, rows
@@ -192,6 +203,11 @@ class Evaluator:
         res.info.update(rank_seconds=round(t1 - t0, 3), score_seconds=round(time.perf_counter() - t1, 3))
         log.debug("%s", res.summary())
         return res
+
+
+def _keep(group: tuple[np.ndarray, np.ndarray, np.ndarray], keep: np.ndarray):
+    rows, h, n_rel = group
+    return rows[keep], h[keep], n_rel[keep]
 
 
 def evaluate(score_fn: ScoreFn, dataset: PreparedDataset, split: str = "valid",

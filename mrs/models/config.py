@@ -45,6 +45,10 @@ class ModelConfig:
     filtration: Literal["degree", "content"] = "degree"  # keep prob ∝ 1/sqrt(d_u d_i), or GRCN-style affinity
     filtration_temp: float = 0.1  # content filtration: keep prob ∝ exp(cos(user profile, item) / temp)
     knn_k: int = 10  # neighbours per item in the frozen item-item graph
+    knn_graph: Literal["freedom", "concat"] = "freedom"  # per-modality kNN (self incl.) mixed by mm_image_weight, as published | one graph over concatenated modalities, self excluded
+    mm_image_weight: float = 0.1  # FREEDOM: S = w·S_image + (1 - w)·S_text
+    modality_bpr_weight: float = 1e-4  # FREEDOM's reg_weight on Σ_m BPR(u, W_m x^m_i, W_m x^m_j) (MMRec grid 0, 1e-5, 1e-4, 1e-3)
+    freedom_tune_features: bool = True  # FREEDOM trains its feature copies (freeze=False)
     item_layers: int = 1  # propagation layers over the item-item graph
     item_graph_weight: float = 1.0  # weight of the kNN-propagated item representation
     # semantic coupling Σ_i μ_i ‖q_i − W e_i‖², μ_i = μ0 / log(2 + n_i)
@@ -91,6 +95,9 @@ def build_context(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinal
         raise MrsError(f"model.dim must be >= 1 and model.layers >= 0 (got {cfg.dim}, {cfg.layers})")
     if not 0.0 <= cfg.edge_drop < 1.0:
         raise MrsError(f"model.edge_drop must be in [0, 1), got {cfg.edge_drop}")
+    if not 0.0 <= cfg.mm_image_weight <= 1.0 or cfg.modality_bpr_weight < 0:
+        raise MrsError(f"model.mm_image_weight must be in [0, 1] and model.modality_bpr_weight >= 0 "
+                       f"(got {cfg.mm_image_weight}, {cfg.modality_bpr_weight})")
     if cfg.filtration_temp <= 0 or cfg.knn_k < 1:
         raise MrsError(f"model.filtration_temp must be > 0 and model.knn_k >= 1 "
                        f"(got {cfg.filtration_temp}, {cfg.knn_k})")

@@ -38,11 +38,20 @@ class CPScorer(Scorer):
             raise ValueError(f"batch has {modes.shape[-1]} mode columns, the model expects {self.n_modes}")
         return [f[modes[:, j]] for j, f in enumerate(self.factors)]
 
-    def query(self, user_rows: Tensor, modes: Tensor) -> Tensor:
-        """``q = U[u] * Π_j M_j[m_j]``: ``user_rows (B, r)``, ``modes (B, k)`` -> ``(B, r)``."""
+    def query(self, user_rows: Tensor, modes: Tensor, mode_weights: list[Tensor | None] | None = None) -> Tensor:
+        r"""``q = U[u] * Π_j M_j[m_j]``: ``user_rows (B, r)``, ``modes (B, k)`` -> ``(B, r)``.
+
+        ``mode_weights[j]``, a distribution ``p_j (n_j,)`` (e.g. train frequencies), replaces the
+        mode's row by the expected row ``Σ_c p_j(c) M_j[c]`` (for a request whose context is
+        unknown). CP is multilinear, so this is exactly the expected score over that mode:
+
+        .. math::
+            \sum_c p(c)\, \hat{y}(u, i, c, t) = \sum_r U_{ur} I_{ir} T_{tr} \Big(\sum_c p(c) C_{cr}\Big)
+        """
         q = user_rows
-        for rows in self.mode_rows(modes):
-            q = q * rows
+        for j, rows in enumerate(self.mode_rows(modes)):
+            w = mode_weights[j] if mode_weights is not None and j < len(mode_weights) else None
+            q = q * (rows if w is None else (w.to(rows) @ self.factors[j]))  # (B, r) or (r,)
         return q
 
     @staticmethod

@@ -62,20 +62,25 @@ class CPRecommender(Recommender):
             user = user * scale  # per-block score weights (late fusion)
         return user, item
 
-    def query(self, users: Tensor, modes: Tensor, emb: tuple[Tensor, Tensor]) -> Tensor:
-        """``q (B, R)``: the user row of each query folded with its modes."""
+    def query(self, users: Tensor, modes: Tensor, emb: tuple[Tensor, Tensor],
+              mode_weights: list[Tensor | None] | None = None) -> Tensor:
+        """``q (B, R)``: the user row of each query folded with its modes (``mode_weights``: see
+        :meth:`mrs.models.cp.CPScorer.query`, the expected row of a mode whose value is unknown)."""
         user_emb, item_emb = emb
-        return self.scorer.query(self.user_encoder.query_rows(users, user_emb, item_emb), modes)
+        rows = self.user_encoder.query_rows(users, user_emb, item_emb)
+        if mode_weights is None:
+            return self.scorer.query(rows, modes)
+        return self.scorer.query(rows, modes, mode_weights)
 
     def score(self, users: Tensor, items: Tensor, modes: Tensor,
               emb: tuple[Tensor, Tensor] | None = None) -> Tensor:
         emb = emb if emb is not None else self.encode()
         return self.scorer.score(self.query(users, modes, emb), emb[1][items])  # (B,) or (B, M)
 
-    def full_sort_predict(self, users: Tensor, modes: Tensor,
-                          emb: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    def full_sort_predict(self, users: Tensor, modes: Tensor, emb: tuple[Tensor, Tensor] | None = None,
+                          mode_weights: list[Tensor | None] | None = None) -> Tensor:
         emb = emb if emb is not None else self.encode()
-        return self.scorer.rank_all(self.query(users, modes, emb), emb[1])  # (B, I)
+        return self.scorer.rank_all(self.query(users, modes, emb, mode_weights), emb[1])  # (B, I)
 
     def calculate_loss(self, batch: Batch, emb: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
         """BPR + λ‖ego rows‖²/B (+ semantic coupling, + the plug-ins' own terms). ``emb`` reuses an

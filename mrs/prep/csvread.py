@@ -27,12 +27,12 @@ _NUM_RE = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _DATE_FMT = "%Y-%m-%d"
 
 
-def read_header(path: Path) -> list[str]:
+def read_header(path: Path, delimiter: str = ",") -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
     # utf-8-sig: a byte order mark (Excel's csv) is not part of the first column's name
     with reading(path), opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as f:
         try:
-            return next(csv.reader(f))
+            return next(csv.reader(f, delimiter=delimiter))
         except StopIteration:
             raise MrsError(f"{path}: empty file (no header)") from None
 
@@ -46,15 +46,17 @@ def index_column(names: Sequence[str]) -> str | None:
 
 def read_csv_typed(path: Path, types: dict[str, pa.DataType], bad: BadRows, required: Sequence[str],
                    nonempty: Sequence[str] = (), block_size: int = 1 << 26,
-                   newlines_in_values: bool = False) -> pa.Table:
+                   newlines_in_values: bool = False, delimiter: str = ",",
+                   names: Sequence[str] | None = None) -> pa.Table:
     """Read the ``types`` columns present in ``path`` (header row; other columns ignored).
 
     ``required`` columns must be in the header (else a one-line ``MrsError``); rows with an empty
     value in a ``nonempty`` column or an unparseable value anywhere are dropped and counted in ``bad``.
     ``newlines_in_values``: quoted fields may span lines (free text); slower, and the reported line
-    numbers then count records, not physical lines.
+    numbers then count records, not physical lines. ``delimiter``: ``"\t"`` for tab-separated
+    files; ``names``: column names to use instead of the header row's (which is still skipped).
     """
-    names = read_header(path)
+    names = list(names) if names is not None else read_header(path, delimiter)
     if index_column(names) is not None:
         names = ["__index__"] + names[1:]
     require_columns(names, required, path)
@@ -75,7 +77,7 @@ def read_csv_typed(path: Path, types: dict[str, pa.DataType], bad: BadRows, requ
             path,
             read_options=pacsv.ReadOptions(use_threads=threads, block_size=block_size,
                                            column_names=names, skip_rows=1),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, delimiter=delimiter,
                                              newlines_in_values=newlines_in_values),
             convert_options=pacsv.ConvertOptions(column_types=col_types, include_columns=cols))
 

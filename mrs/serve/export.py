@@ -74,9 +74,11 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     from mrs.models.base import USERS
     from mrs.train.trainer import Trainer
 
+    from mrs.safe_load import load_torch_file
+
     tr = Trainer.build(cfg, device=torch.device("cpu"))
+    payload = load_torch_file(run / "best.pt")  # weights only: a crafted file runs nothing
     try:
-        payload = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
         tr.model.load_state_dict(payload["model"])
     except (RuntimeError, KeyError, OSError) as e:
         raise MrsError(f"{run / 'best.pt'}: cannot load into the configured model "

@@ -52,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="override a base config key for every variant (repeatable)")
     c.add_argument("--out", type=Path, required=True, help="output directory")
     c.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
+    c.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+                   help="comma-separated train seeds, e.g. 0,1,2: every variant once per seed "
+                        "(mean ± sd beside the paired intervals); wins over the config's 'seeds:'")
+    c.add_argument("--baseline", help="variant the paired differences are taken to (default: the "
+                                      "config's 'baseline:', else mf)")
+    c.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the tables from the finished runs (e.g. while others run)")
     c.set_defaults(func=_compare)
 
 
@@ -83,6 +90,7 @@ def _compare(args: argparse.Namespace) -> int:
     from mrs.train.compare import run_compare
 
     table = run_compare(args.config, args.out, overrides=args.overrides,
-                        wandb=False if args.no_wandb else None)
+                        wandb=False if args.no_wandb else None, seeds=args.seeds,
+                        report_only=args.report_only, baseline=args.baseline)
     print(table)
     return 0

@@ -60,11 +60,18 @@ def load_feature_stores(ds: PreparedDataset, names: list[str], fill: str = "mean
     Rows missing from a store are filled with the mean of the present rows (``fill="mean"``, as
     MMRec and LATTICE do) or zeros (``fill="zeros"``), so every item gets a content vector.
     """
+    return load_feature_stores_with_present(ds, names, fill)[0]
+
+
+def load_feature_stores_with_present(ds: PreparedDataset, names: list[str], fill: str = "mean"
+                                     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """:func:`load_feature_stores` plus ``{modality: (n_items,) bool}``, the rows each store really
+    has (the kNN graph gives filled rows no edges)."""
     if not names:
-        return {}
+        return {}, {}
     from mrs.features import load_features
 
-    out = {}
+    out, masks = {}, {}
     for name in names:
         feats, present = load_features(ds.root, name, fill=fill)
         if feats.shape[0] != ds.n_items:
@@ -72,4 +79,5 @@ def load_feature_stores(ds: PreparedDataset, names: list[str], fill: str = "mean
         if not bool(present.any()):
             raise MrsError(f"feature store {name!r} in {ds.root}: no item has a vector")
         out[name] = feats.float()
-    return out
+        masks[name] = present.bool()
+    return out, masks

@@ -39,7 +39,7 @@ from mrs.io import write_json_atomic
 from mrs.train.checkpoint import (BEST, LAST, TrainState, load_checkpoint, load_weights,
                                   save_checkpoint, save_weights)
 from mrs.train.config import TrainConfig, load_train_config
-from mrs.train.data import TrainTriples, batch_indices, load_feature_stores, n_batches, train_triples
+from mrs.train.data import TrainTriples, batch_indices, load_feature_stores_with_present, n_batches, train_triples
 from mrs.train.guards import check_divergence, check_splits, kept_message, run_dir
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Trainer:
 
     @classmethod
     def build(cls, cfg: TrainConfig, generator: torch.Generator | None = None,
-              device: torch.device | None = None) -> "Trainer":
+              device: torch.device | None = None, ds: PreparedDataset | None = None) -> "Trainer":
         """Load the prepared dataset and feature stores, build the model's artifacts (reading or
         writing ``data.cache_dir``) and the model. ``generator``: the data-order generator
         (default: seeded from ``train.seed``; :func:`run_train` passes the one ``seed_everything``
@@ -78,13 +78,13 @@ class Trainer:
         if not cfg.data.dir:
             raise MrsError("config key 'data.dir' is empty: set it to a prepared dataset directory")
         generator = generator or torch.Generator().manual_seed(cfg.train.seed)
-        ds = load_prepared(cfg.data.dir)
-        features = load_feature_stores(ds, cfg.data.features, cfg.data.fill)
+        ds = ds if ds is not None else load_prepared(cfg.data.dir)  # a view: the train+valid refit
+        features, present = load_feature_stores_with_present(ds, cfg.data.features, cfg.data.fill)
         triples = train_triples(ds, device)
         ctx = build_context(cfg.model, n_users=ds.n_users, n_items=ds.n_items,
                             mode_cardinalities=ds.mode_cardinalities,
                             train_users=triples.users.cpu().numpy(), train_items=triples.items.cpu().numpy(),
-                            features=features)
+                            features=features, present=present)
         build_artifacts(cfg.model, ctx, cache_dir(cfg.data.cache_dir, ds.root))
         model = build_model(cfg.model, ctx).to(device)
         tc = cfg.train
@@ -129,20 +129,33 @@ class Trainer:
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def evaluate(self, split: str, ci: bool = True):
+    def evaluate(self, split: str, ci: bool = True, query: str | None = None):
         """``EvalResult`` of full ranking on ``split`` for the current weights (encoder run once;
-        queries, masks and slices built once per split)."""
-        from mrs.eval import Evaluator
+        queries, masks and slices built once per split). ``query`` overrides ``eval.query``;
+        per-user queries on data with modes score with the expected context (mrs.train.queries)."""
+        import dataclasses
 
-        if split not in self._evaluators:
-            self._evaluators[split] = Evaluator(self.ds, split, self.cfg.eval)
+        from mrs.eval import Evaluator
+        from mrs.train.queries import user_query_mode_weights
+
+        key = split if query is None else (split, query)
+        if key not in self._evaluators:
+            ecfg = self.cfg.eval if query is None else dataclasses.replace(self.cfg.eval, query=query)
+            self._evaluators[key] = Evaluator(self.ds, split, ecfg)
+        ev = self._evaluators[key]
+        weights = None
+        if ev.queries.kind == "user" and self.ds.mode_names and self.cfg.model.modes:
+            weights = user_query_mode_weights(self.ds.mode_names, self.triples.modes,
+                                              self.ds.mode_cardinalities, self.cfg.eval.request_modes)
         self.model.eval()
         emb = self.model.encode()
 
         def score_fn(users: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
-            return self.model.full_sort_predict(users, modes, emb=emb)  # (B, n_items)
+            if weights is None:
+                return self.model.full_sort_predict(users, modes, emb=emb)  # (B, n_items)
+            return self.model.full_sort_predict(users, modes, emb=emb, mode_weights=weights)
 
-        return self._evaluators[split](score_fn, device=self.device, ci=ci)
+        return ev(score_fn, device=self.device, ci=ci)
 
 
 def cache_dir(setting: str, dataset_root: Path) -> Path | None:
@@ -253,14 +266,38 @@ def _final_metrics(tr: Trainer, out: Path, state: TrainState, evaluate_test: boo
                        f"train.eval_every={tr.cfg.train.eval_every})")
     from mrs.eval import metrics_json
 
+    from mrs.train.refit import refit_trainer, wants_refit
+
     load_weights(out / BEST, tr.model)
-    results = {"test": tr.evaluate("test")} if evaluate_test else {}
+    refit = evaluate_test and wants_refit(tr.cfg.train.final_fit, tr.ds)
+    trainers = {"test": refit_trainer(tr, state.best_epoch) if refit else tr, "valid": tr}
+    results = {"test": trainers["test"].evaluate("test")} if evaluate_test else {}
     results["valid"] = tr.evaluate("valid")
-    return metrics_json(results, best_epoch=state.best_epoch,
+    by_query = _both_query_kinds(trainers, out, results)
+    return metrics_json(results, by_query=by_query, final_fit="train+valid" if refit else "train",
+                   best_epoch=state.best_epoch,
                    select_metric=tr.cfg.train.select_metric, best_valid=state.best_value,
                    epochs_run=state.epoch, stopped_early=state.stopped_early,
                    alpha=tr.model.fusion_weights(), device=str(tr.device),
                    train_time_s=sum(h["time_s"] for h in state.history), history=state.history)
+
+
+def _both_query_kinds(trainers: dict[str, Trainer], out: Path, results: dict) -> dict:
+    """Both query kinds, labelled (``by_query`` in metrics.json), and every run's per-query
+    values in ``per_query.parquet`` (see :mod:`mrs.train.queries`). ``trainers``: the trainer
+    whose model each split is read with (test: the train+valid refit, when there is one)."""
+    from mrs.train import queries as qk
+
+    tr = trainers["valid"]
+    primary = next(iter(results.values())).info["query"]
+    everything = {(primary, split): r for split, r in results.items()}
+    for kind in qk.other_kinds(primary, bool(tr.ds.mode_names), tr.cfg.eval.both_queries):
+        for split in results:
+            everything[(kind, split)] = trainers[split].evaluate(split, query=kind)
+    users = {(k, s): (trainers[s]._evaluators[s] if k == primary else trainers[s]._evaluators[(s, k)]).queries.users
+             for k, s in everything}
+    qk.write_per_query(out / "per_query.parquet", qk.per_query_frame(everything, users))
+    return qk.by_query_json(everything)
 
 
 def evaluate_checkpoint(run_dir: str | Path, split: str = "test") -> dict[str, Any]:

@@ -199,3 +199,15 @@ def test_scores_of_the_wrong_width_are_refused(tmp_path):
     ds = tiny(tmp_path)
     with pytest.raises(MrsError, match=r"shape \(3, 7\), expected \(3, 6\)"):
         evaluate(lambda u, m: torch.zeros(len(u), 7), ds, "test", EvalConfig(ks=[2]))
+
+
+def test_cold_users_form_their_own_slice_and_leave_all(tmp_path):
+    from .helpers import TINY, write
+    # user 3 has no train rows: one test item (5)
+    ds = write(tmp_path, TINY + [(3, 5, 10, 0, 2)], 4, 6)
+    S = np.zeros((4, 6))
+    S[3, 5] = 1.0  # a perfect list for the cold user, nothing useful for the others
+    res = evaluate(fixed(S), ds, "test", EvalConfig(ks=[1], query="user", bootstrap=0))
+    assert res.n_queries["cold_user"] == 1 and res.metrics["cold_user"]["recall@1"] == 1.0
+    assert res.n_queries["all"] == 2  # users 0 and 1 (u2's only test item is a masked repurchase)
+    assert res.metrics["all"]["recall@1"] < 1.0 and 3 not in res.query_rows["all"]

@@ -11,9 +11,12 @@ from mrs.prep.amazon2014 import Amazon2014Config
 from mrs.prep.amazon2023 import Amazon2023Config
 from mrs.prep.hm import HMConfig
 from mrs.prep.images import DownloadConfig
+from mrs.prep.mmrec import MMRecConfig
+from mrs.prep.recbole import RecBoleConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "datasets"
-CLASSES = {"hm": HMConfig, "amazon2023": Amazon2023Config, "amazon2014": Amazon2014Config}
+CLASSES = {"hm": HMConfig, "amazon2023": Amazon2023Config, "amazon2014": Amazon2014Config,
+           "mmrec": MMRecConfig, "recbole": RecBoleConfig}
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from mrs import graph
 from mrs.errors import MrsError
-from mrs.models.base import ENCODERS, BuildContext
+from mrs.losses import bpr_loss
+from mrs.models.base import ENCODERS, Batch, BuildContext
 from mrs.models.encoders.lightgcn import CSR, GraphBackend, LightGCNEncoder, pyg_backend, sparse_matmul
 
 log = logging.getLogger(__name__)
@@ -20,12 +21,24 @@ log = logging.getLogger(__name__)
 class FreedomEncoder(LightGCNEncoder):
     r"""FREEDOM: LightGCN on an edge-pruned graph plus a frozen item-item kNN graph from content.
 
-    LightGCN over a user-item graph whose edges are pruned afresh every epoch, plus the item
-    representations propagated over a frozen item-item kNN graph :math:`S` built from content:
+    As published (enoche/FREEDOM ``src/models/freedom.py``): LightGCN over a user-item graph whose
+    edges are pruned afresh every epoch, plus the item input propagated over a frozen item-item
+    graph :math:`S = \sum_m w_m S_m` (one kNN graph per modality, self included, mixed
+    ``0.1·image + 0.9·text``; :func:`mrs.graph.freedom_knn_adj`):
 
     .. math::
         \mathbf{h} = S^{L} \mathbf{E}_I^{(0)}, \qquad
         \mathbf{e}_i = \mathrm{LightGCN}(\tilde{A})_i + w\, \mathbf{h}_i
+
+    :math:`\mathbf{E}_I^{(0)}` is the encoder's item input: with ``model.fusion=none`` (FREEDOM's
+    setting) the ID embeddings, as in the original. Per-modality BPR terms (``aux_losses``):
+
+    .. math::
+        \mathcal{L} = \mathrm{BPR}(u, e_i, e_j) + \lambda_m \sum_m \mathrm{BPR}(u, W_m x^m_i, W_m x^m_j)
+
+    with :math:`x^m` the modality's features (trainable copies with ``freedom_tune_features``,
+    as the original's ``nn.Embedding.from_pretrained(freeze=False)``) and :math:`u` the
+    propagated user row (the CP modes are not folded in: the terms align users with content).
 
     :math:`\tilde{A}` keeps ``(1 - edge_drop)`` of the edges, sampled with probability
     ∝ ``edge_weights`` (``1/sqrt(d_u d_i)``, FREEDOM's degree-sensitive pruning, or GRCN-style
@@ -36,11 +49,16 @@ class FreedomEncoder(LightGCNEncoder):
         edge_weights: per-edge sampling weights (E,). edge_drop: fraction dropped per epoch.
         item_adj: ``(I, I)`` kNN graph or ``None`` (no content: pruned LightGCN only).
         item_layers: L. item_weight: w. backend: ``csr`` | ``pyg`` for both graphs (``model.graph_backend``).
+        modality_features: ``{m: (I, d_m)}`` for the per-modality BPR terms (empty: none).
+        modality_bpr_weight: λ_m (the original's ``reg_weight``). dim: r. tune_features: train
+        the feature copies.
     """
 
     def __init__(self, r_ui: Tensor, r_iu: Tensor, layers: int, users: Tensor, items: Tensor,
                  edge_weights: Tensor, edge_drop: float, item_adj: Tensor | None, item_layers: int = 1,
-                 item_weight: float = 1.0, backend: GraphBackend = "csr"):
+                 item_weight: float = 1.0, backend: GraphBackend = "csr", *,
+                 modality_features: dict[str, Tensor] | None = None, modality_bpr_weight: float = 0.0,
+                 dim: int = 0, tune_features: bool = False):
         super().__init__(r_ui, r_iu, layers, backend)
         self.n_users, self.n_items = r_ui.shape
         self.edge_drop = edge_drop
@@ -52,16 +70,28 @@ class FreedomEncoder(LightGCNEncoder):
         self.pruned_ui: CSR | None = None  # this epoch's pruned graph (R̂, R̂ᵀ), csr backend
         self.pruned_iu: CSR | None = None
         self.pruned_adj: nn.Module | None = None  # the same graph as a PyG EdgeGraph, pyg backend
+        feats = modality_features if modality_bpr_weight > 0 else None
+        self.modality_bpr_weight = modality_bpr_weight
+        self.modality_names = list(feats or {})
+        # by position: modality names may contain '.'; (I, d_m) each, W_m: d_m -> r
+        self.modality_feats = nn.ParameterList(
+            [nn.Parameter(x.float().clone(), requires_grad=tune_features) for x in (feats or {}).values()])
+        self.modality_proj = nn.ModuleList([nn.Linear(x.shape[1], dim) for x in (feats or {}).values()])
 
     @classmethod
     def build_artifacts(cls, cfg, ctx: BuildContext, cache_dir: Path | None) -> dict[str, Any]:
-        """The frozen item-item kNN graph (cached in ``cache_dir`` by the features' checksum and k)."""
-        content = _content(ctx)
-        if content is None:
+        """The frozen item-item kNN graph (cached in ``cache_dir`` by features, masks, weights and k)."""
+        if not ctx.features:
             return {}
-        # Cosine on the concatenation of unit-normalised modalities = the mean of the
-        # per-modality cosines, so the frozen graph reflects every modality equally.
-        return {"item_adj": graph.load_or_build_knn(content, cfg.knn_k, cache_dir)}
+        present = {m: ctx.present.get(m, torch.ones(ctx.n_items, dtype=torch.bool)) for m in ctx.features}
+        if cfg.knn_graph == "concat":
+            # the earlier variant: one graph over the concatenated unit-normalised modalities
+            # (cosine = mean of the per-modality cosines), self excluded; an item is present
+            # when it has any modality (absent modalities of such items are filled rows)
+            any_present = torch.stack(list(present.values())).any(0)
+            return {"item_adj": graph.load_or_build_knn(_content(ctx), cfg.knn_k, cache_dir, any_present)}
+        weights = modality_weights(list(ctx.features), cfg.mm_image_weight)
+        return {"item_adj": graph.load_or_build_freedom_knn(ctx.features, present, cfg.knn_k, weights, cache_dir)}
 
     @classmethod
     def from_config(cls, cfg, ctx: BuildContext) -> "FreedomEncoder":
@@ -83,7 +113,22 @@ class FreedomEncoder(LightGCNEncoder):
                 item_adj = cls.build_artifacts(cfg, ctx, None)["item_adj"]
         r_ui, r_iu = graph.bipartite_blocks(users, items, n_users, n_items)
         return cls(r_ui, r_iu, cfg.layers, users, items, weights, cfg.edge_drop, item_adj,
-                   cfg.item_layers, cfg.item_graph_weight, backend=cfg.graph_backend)
+                   cfg.item_layers, cfg.item_graph_weight, backend=cfg.graph_backend, modality_features=ctx.features,
+                   modality_bpr_weight=cfg.modality_bpr_weight, dim=cfg.dim,
+                   tune_features=cfg.freedom_tune_features)
+
+    def aux_losses(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> dict[str, Tensor]:
+        """FREEDOM's ``reg_weight · Σ_m BPR(u, W_m x^m_pos, W_m x^m_neg)`` (none when the weight is 0)."""
+        if not self.modality_names:
+            return {}
+        # (B, r): the first block (the whole row unless late fusion adds per-modality blocks)
+        u = user_emb[batch.users, :self.modality_proj[0].out_features]
+        total = u.new_zeros(())
+        for x, proj in zip(self.modality_feats, self.modality_proj):
+            pos = (u * proj(x[batch.pos])).sum(-1)  # (B,)
+            neg = (u.unsqueeze(1) * proj(x[batch.neg.reshape(len(u), -1)])).sum(-1)  # (B, K)
+            total = total + bpr_loss(pos, neg.squeeze(1) if batch.neg.dim() == 1 else neg)
+        return {"modality_bpr": self.modality_bpr_weight * total}
 
     def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
         """Draw this epoch's pruned graph: the only place the graph is resampled."""
@@ -119,6 +164,17 @@ class FreedomEncoder(LightGCNEncoder):
                 h = self.item_adj(h)  # (I, r)
             item_emb = item_emb + self.item_weight * h
         return user_emb, item_emb
+
+
+def modality_weights(names: list[str], image_weight: float) -> dict[str, float]:
+    """FREEDOM's mixing weights: ``image_weight`` (``mm_image_weight``) over the modalities whose
+    store name starts with ``image``, ``1 - image_weight`` over the rest, split equally within
+    each group; a group that is absent leaves the whole weight to the other."""
+    image = [m for m in names if m.startswith("image")]
+    other = [m for m in names if m not in image]
+    if not image or not other:
+        return {m: 1.0 / len(names) for m in names}
+    return {**{m: image_weight / len(image) for m in image}, **{m: (1 - image_weight) / len(other) for m in other}}
 
 
 def _content(ctx: BuildContext) -> Tensor | None:
