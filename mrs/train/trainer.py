@@ -138,8 +138,8 @@ class Trainer:
         self.model.eval()
         emb = self.model.encode()
 
-        def score_fn(users: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
-            return self.model.full_sort_predict(users, modes, emb=emb)  # (B, n_items)
+        def score_fn(users: torch.Tensor, modes: torch.Tensor, items: slice | None = None) -> torch.Tensor:
+            return self.model.full_sort_predict(users, modes, emb=emb, items=items)  # (B, n_items | C)
 
         return self._evaluators[split](score_fn, device=self.device, ci=ci)
 
