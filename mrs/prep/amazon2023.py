@@ -17,6 +17,7 @@ Splits for non-official input: leave-last-out by time (default), temporal, or mm
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log,
                              time_mode)
 from mrs.prep.csvread import read_csv_typed
 from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl
+from mrs.prep.spill import spill_dir
 from mrs.prep.splits import split_leave_last_out, split_mmrec, split_temporal
 
 
@@ -53,6 +55,8 @@ class Amazon2023Config:
     valid_days: int = 30                       # temporal split only
     seed: int = 2023                           # mmrec split only
     block_bytes: int = 1 << 26                 # jsonl bytes parsed per block (bounds memory on 66M-line files)
+    spill: bool = True                         # raw jsonl: codes/timestamps wait on disk beside --out, id
+                                               # dictionaries bounded by distinct ids (false: all in memory)
     max_bad_frac: float = 0.01                 # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"
 
@@ -104,7 +108,8 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     if is_csv:
         u, uid, i, iid, ts, rating, label = _read_csvs(paths, bads)
     else:
-        u, uid, i, iid, ts, rating = read_reviews_jsonl(reviews, bads[0], cfg.block_bytes)
+        with spill_dir(cfg.out) if cfg.spill else contextlib.nullcontext() as sp:
+            u, uid, i, iid, ts, rating = read_reviews_jsonl(reviews, bads[0], cfg.block_bytes, spill=sp)
         bads[0].check()
         label = None
     nonempty(len(u), f"reading {reviews}")
@@ -116,7 +121,7 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     if cfg.dedup and split_kind != "official":
         order = np.argsort(ts, kind="stable")             # the first review of a pair survives
         dup = np.zeros(len(u), dtype=bool)
-        dup[order] = pd.Series(u[order] * (int(i.max()) + 1) + i[order]).duplicated().to_numpy()
+        dup[order] = pd.Series(u[order].astype(np.int64) * (int(i.max()) + 1) + i[order]).duplicated().to_numpy()
         counts["repeated_pairs_dropped"] = int(dup.sum())
         keep &= ~dup
         nonempty(int(keep.sum()), "dedup")
