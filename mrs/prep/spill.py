@@ -105,7 +105,7 @@ class SpillColumn:
 class GlobalIds:
     """Incremental string-id dictionary whose memory is bounded by distinct ids (module doc)."""
 
-    def __init__(self, spill: Path, name: str, flush_bytes: int = 1 << 28):
+    def __init__(self, spill: Path, name: str, flush_bytes: int = 1 << 26):
         self.codes = SpillColumn(Path(spill) / f"{name}.codes.i32", np.int32)
         self.uniques: pa.Array = pa.array([], pa.large_string())
         self.flush_bytes = flush_bytes

@@ -38,6 +38,7 @@ class OptimConfig:
     select_metric: str = "recall@20"  # validation metric (slice "all") that picks the best epoch
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     num_threads: int = 0             # torch CPU threads; 0 keeps torch's default
+    sparse_grads: bool = False       # torchrun: sum embedding gradients as touched rows (MF) when smaller than dense
 
 
 @dataclass

@@ -55,10 +55,13 @@ class Dist:
     world_size: int = 1
     local_rank: int = 0
     backend: str | None = None
-    comm_bytes: int = 0          # bytes all-reduced so far (gradient tensors, summed)
+    comm_bytes: int = 0          # bytes each rank sent for gradients so far (ring algorithms)
+    dense_bytes: int = 0         # size of the gradient tensors synced so far (what a dense all-reduce reduces)
     comm_seconds: float = 0.0    # wall time spent in the gradient all-reduce
     steps: int = 0
     owns_group: bool = False     # joined by init_distributed (so close() leaves it)
+    sparse_grads: bool = False   # train.sparse_grads: send only touched rows when that is smaller
+    sparse_steps: int = 0        # tensors sent as rows rather than dense
     _params: list = field(default_factory=list, repr=False)
 
     @property
@@ -94,15 +97,49 @@ class Dist:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
             try:
+                size = p.grad.numel() * p.grad.element_size()
+                self.dense_bytes += size
+                if self.sparse_grads and p.grad.dim() == 2 and self._sync_rows(p.grad):
+                    continue
                 dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                # ring all-reduce: reduce-scatter + all-gather, 2 (N - 1) / N of the tensor per rank
+                self.comm_bytes += size * 2 * (self.world_size - 1) // self.world_size
             except (RuntimeError, dist.DistBackendError) as e:
                 raise MrsError(f"rank {self.rank}: gradient all-reduce failed{where} (a peer process "
                                f"died or the network dropped: {str(e).splitlines()[0]}); rerun the "
                                f"same torchrun command with --resume to continue from the last "
                                f"complete checkpoint") from None
-            self.comm_bytes += p.grad.numel() * p.grad.element_size()
         self.comm_seconds += time.perf_counter() - t0
         self.steps += 1
+
+    def _sync_rows(self, grad: torch.Tensor) -> bool:
+        """Row-sparse sum of an embedding table's gradient ``(n, d)``: MF touches only the batch's
+        rows, so each rank sends ``(rows, values)`` of its non-zero rows (all-gather) instead of
+        the dense table; every rank adds them up. Used only when the gathered rows are smaller
+        than the dense tensor (the ranks agree: they all see the same counts); returns whether
+        it was used."""
+        rows = grad.abs().sum(1).nonzero().squeeze(1)                    # (r,) touched rows
+        counts = [torch.zeros(1, dtype=torch.long, device=grad.device) for _ in range(self.world_size)]
+        dist.all_gather(counts, torch.tensor([rows.numel()], device=grad.device))
+        counts_l = [int(c) for c in counts]
+        d = grad.shape[1]
+        row_bytes = d * grad.element_size() + 8
+        if max(counts_l) * self.world_size * row_bytes >= grad.numel() * grad.element_size():
+            return False
+        m = max(counts_l)
+        idx = torch.zeros(m, dtype=torch.long, device=grad.device)
+        val = torch.zeros(m, d, dtype=grad.dtype, device=grad.device)
+        idx[:rows.numel()], val[:rows.numel()] = rows, grad[rows]
+        idxs = [torch.empty_like(idx) for _ in range(self.world_size)]
+        vals = [torch.empty_like(val) for _ in range(self.world_size)]
+        dist.all_gather(idxs, idx)
+        dist.all_gather(vals, val)
+        grad.zero_()
+        for c, i, v in zip(counts_l, idxs, vals):   # rank order: the same sum on every rank
+            grad.index_add_(0, i[:c], v[:c])
+        self.comm_bytes += m * row_bytes * (self.world_size - 1)   # ring all-gather: N - 1 pieces
+        self.sparse_steps += 1
+        return True
 
     def reduce_sums(self, sums: dict[str, float]) -> dict[str, float]:
         """Sum per-rank accumulators over the ranks (one small all-reduce per epoch), so the
@@ -125,10 +162,11 @@ class Dist:
                     dist.broadcast(t.data, src=0)
 
     def comm_summary(self) -> str:
-        per = self.comm_bytes / max(self.steps, 1) / 2**20
-        ring = per * 2 * (self.world_size - 1) / self.world_size
-        return (f"gradient all-reduce: {per:.2f} MiB per step (ring: {ring:.2f} MiB sent per rank), "
-                f"{self.steps} steps, {self.comm_seconds:.2f} s")
+        steps = max(self.steps, 1)
+        sparse = f", {self.sparse_steps} tensors sent as touched rows" if self.sparse_grads else ""
+        return (f"gradient sync: {self.dense_bytes / steps / 2**20:.3f} MiB of gradients per step, "
+                f"{self.comm_bytes / steps / 2**20:.3f} MiB sent per rank per step, {self.steps} steps, "
+                f"{self.comm_seconds:.2f} s{sparse}")
 
     # ----------------------------------------------------------------- evaluation
     def rank_sharded(self, evaluator, score_fn, device) -> np.ndarray:

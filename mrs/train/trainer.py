@@ -194,6 +194,7 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
         device = rank_device(dist, resolve_device(cfg.train.device, key="train.device"))
         tr = Trainer.build(cfg, generator, device)  # data, features and model first: a bad config or dataset leaves no run dir
         tr.dist = dist
+        dist.sparse_grads = cfg.train.sparse_grads
         if not dist.enabled:
             out.mkdir(parents=True, exist_ok=True)
             with _run_lock(out):

@@ -4,9 +4,11 @@ runs through the real CLI in one launch, sharing one gloo process group (joined 
 
 1. ``OUT/e1``: 1 epoch (3 steps);
 2. ``OUT/resumed``: a copy of ``e1`` continued with ``--resume`` to 2 epochs;
-3. ``OUT/e2``: 2 epochs uninterrupted (only with ``--uninterrupted``).
+3. ``OUT/e2``: 2 epochs uninterrupted (only with ``--uninterrupted``);
+4. ``OUT/mf_sparse``: 1 epoch of MF with row-sparse gradient sync, batch 40 and 32-d so that
+   a step touches few enough rows for the sparse path (only with ``--sparse-mf``).
 
-Usage: ddp_worker.py OUT [--uninterrupted] -- --set KEY=VALUE ...
+Usage: ddp_worker.py OUT [--uninterrupted] [--sparse-mf] -- --set KEY=VALUE ...
 """
 import datetime
 import shutil
@@ -35,4 +37,7 @@ if __name__ == "__main__":
     train("resumed", 2, "--resume")
     if "--uninterrupted" in flags:
         train("e2", 2)
+    if "--sparse-mf" in flags:
+        train("mf_sparse", 1, "--set", "model.encoder=mf", "--set", "train.sparse_grads=true",
+              "--set", "train.batch_size=40", "--set", "model.dim=32")
     dist.destroy_process_group()

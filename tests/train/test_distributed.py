@@ -52,13 +52,16 @@ def test_two_gloo_ranks_equal_one_process_and_resume(tiny_data, tmp_path):
     sets = [s for s in sets if not s.startswith("train.epochs=")]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(WORKER), str(tmp_path / "ddp"), "--"] + [a for s in sets for a in ("--set", s)]
+           str(WORKER), str(tmp_path / "ddp"), "--sparse-mf", "--"] + [a for s in sets for a in ("--set", s)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr
     # rank 0 alone logs: one start line per run (2 runs), naming the world size and the backend
-    assert log.count("distributed: world_size=2 backend=gloo") == 2, log[-3000:]
-    assert log.count("best epoch 1; test:") == 2
+    assert log.count("distributed: world_size=2 backend=gloo") == 3, log[-3000:]
+    assert log.count("best epoch 1; test:") == 3
+    import re
+    sent = re.findall(r"(\d+) tensors sent as touched rows", log)
+    assert sent and int(sent[-1]) > 0, log[-2000:]   # the sparse path ran
 
     single = {}
     for epochs in (1, 2):
@@ -70,6 +73,11 @@ def test_two_gloo_ranks_equal_one_process_and_resume(tiny_data, tmp_path):
     _assert_close(_weights(tmp_path / "ddp" / "e1"), _weights(tmp_path / "one1"))
     # 1 epoch, killed, --resume to 2 epochs == 2 epochs uninterrupted
     _assert_close(_weights(tmp_path / "ddp" / "resumed"), _weights(tmp_path / "one2"))
+    # MF with row-sparse gradient sync (touched rows all-gathered) == one process, dense
+    cfg = load_train_config(None, sets + ["train.epochs=1", "model.encoder=mf", "train.batch_size=40",
+                                          "model.dim=32"])
+    run_train(cfg, tmp_path / "one_mf")
+    _assert_close(_weights(tmp_path / "ddp" / "mf_sparse"), _weights(tmp_path / "one_mf"))
     # evaluation sharded over the ranks and gathered: the same metrics as one process
     import json
     ddp = json.loads((tmp_path / "ddp" / "resumed" / "metrics.json").read_text())
