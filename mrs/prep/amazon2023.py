@@ -115,7 +115,7 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     nonempty(len(u), f"reading {reviews}")
     counts: dict = {"reviews_read": int(len(u))}
     if cfg.timestamp_unit == "ms":
-        ts = ts // 1000
+        np.floor_divide(ts, 1000, out=ts)                 # in place: no second (N,) copy
 
     keep = np.ones(len(u), dtype=bool)
     if cfg.dedup and split_kind != "official":
@@ -124,16 +124,24 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
         dup[order] = pd.Series(u[order].astype(np.int64) * (int(i.max()) + 1) + i[order]).duplicated().to_numpy()
         counts["repeated_pairs_dropped"] = int(dup.sum())
         keep &= ~dup
+        del order, dup
         nonempty(int(keep.sum()), "dedup")
     if cfg.kcore > 1:
         keep = _kcore_masked(u, i, keep, cfg.kcore)
         nonempty(int(keep.sum()), f"the k-core filter (kcore={cfg.kcore})")
-    u, i, ts, rating = u[keep], i[keep], ts[keep], rating[keep]
-    label = label[keep] if label is not None else None
+    # Memory: every per-row array below is the smallest dtype that holds it, and each is
+    # dropped as soon as the next exists (66M rows: each byte per row is 66 MB).
+    if not keep.all():
+        u, i, ts, rating = u[keep], i[keep], ts[keep], rating[keep]
+        label = label[keep] if label is not None else None
+    del keep
     u, used_u = compact_codes(u, len(uid))                # O(N), first-appearance order kept
+    u = u.astype(np.int32)
     i, used_i = compact_codes(i, len(iid))
-    user_ids = np.asarray(uid.take(pa.array(used_u)).to_pylist(), dtype=object)
-    item_ids = np.asarray(iid.take(pa.array(used_i)).to_pylist(), dtype=object)
+    i = i.astype(np.int32)
+    user_ids = uid.take(pa.array(used_u)).to_numpy(zero_copy_only=False)   # object array, no list
+    item_ids = iid.take(pa.array(used_i)).to_numpy(zero_copy_only=False)
+    del uid, iid, used_u, used_i
 
     if split_kind == "official":
         split = label
@@ -148,7 +156,9 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
         cols["context"], modes["context"] = time_mode(ts, cfg.context_mode)
     if cfg.time_mode != "none":
         cols["time"], modes["time"] = time_mode(ts, cfg.time_mode)
-    inter = pd.DataFrame({"user": u, "item": i, "ts": ts, **cols, "split": split, "rating": rating})
+    inter = pd.DataFrame({"user": u, "item": i, "ts": ts, **cols, "split": split.astype(np.int8),
+                          "rating": rating}, copy=False)
+    del u, i, ts, cols, split, rating, label
 
     items = pd.DataFrame({"item": np.arange(len(item_ids)), "item_id": item_ids, "text": "",
                           "image": pd.Series([None] * len(item_ids), dtype=object),
