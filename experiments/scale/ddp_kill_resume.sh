@@ -14,6 +14,6 @@ sleep 5                                            # now mid-epoch 2
 R1=$(for p in $(pgrep -P $TR); do for c in $p $(pgrep -P $p); do grep -qz "^LOCAL_RANK=1$" /proc/$c/environ 2>/dev/null && echo $c; done; done | head -1)
 echo "kill -9 rank 1 (pid $R1)"; kill -9 "$R1"
 wait $TR; echo "torchrun exit code $?"
-grep -A4 "Root Cause" "$W/kill.log"
+grep -A6 "Root Cause" "$W/kill.log"
 $PY -c "import torch; print('last.pt: epochs completed =', torch.load('$OUT/last.pt', weights_only=False)['state']['epoch'])"
 $PY -m torch.distributed.run --standalone --nproc_per_node 2 -m mrs train $S --out "$OUT" --resume 2>&1 | tr '\r' '\n' | grep "resuming\|INFO mrs.train.trainer: epoch\|best epoch"
