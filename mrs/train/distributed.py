@@ -29,6 +29,11 @@ of which a ring all-reduce sends ``2 (N − 1) / N`` per rank (logged at start).
 
 Evaluation: each rank ranks a contiguous shard of the queries, the top-k lists are gathered on
 every rank (so early-stopping decisions agree), and only rank 0 writes files and logs.
+
+Scope: ``mrs train`` (and ``run_train`` called inside a process group the caller joined, as
+``tests/train/ddp_worker.py`` does); ``mrs compare`` and ``mrs sweep`` run one process each.
+A failed peer surfaces as torchrun's report (rank, exit code or signal) or, on a rank blocked in
+the gradient all-reduce, as a one-line ``MrsError``; ``--resume`` continues from ``last.pt``.
 """
 from __future__ import annotations
 
