@@ -49,8 +49,8 @@ def split_leave_last_out(user: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Last row per user (by ``order``: time, or position in the file) test, previous valid.
 
     Only each user's last two rows matter, so no per-row rank is built: in the (user, order)
-    sort a row is its user's last when the next row is another user's. Peak of the numpy
-    allocations (tracemalloc, 2M rows, int32 users): 15 bytes per row, against 37 with a rank."""
+    sort a row is its user's last when the next row is another user's, so besides the sort
+    order only bool and int8 arrays of N rows are made (no int64 rank or count per row)."""
     srt = np.lexsort((order, user))                     # (N,) by user, then order (stable)
     us = user[srt]
     last = np.ones(len(us), dtype=bool)
