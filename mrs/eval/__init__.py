@@ -4,6 +4,8 @@ The protocol, in one place (details in each module):
 
 - **Ranking** (``ranking``): every query is ranked against all items, ``batch_size`` queries at
   a time (``scores (B, n_items)``, never ``(Q, n_items)``), on the device of the scores.
+- **Memory** (``budget``): the query batch comes from ``max_memory_mb``; a catalogue too big
+  for a few full rows is scored in item chunks whose top-k are merged (exact).
 - **Queries** (``queries``): a user, or a ``(user, mode values)`` tuple; ``query: auto`` uses
   tuples whenever the dataset declares modes, so models with and without CP modes are scored
   on identical queries. Relevant = the query's held-out items.

@@ -17,8 +17,13 @@ class EvalConfig:
     ks: list[int] = field(default_factory=lambda: [10, 20, 50])
     # any of recall, ndcg, precision, hit, map (see mrs.eval.metrics for the formulas)
     metrics: list[str] = field(default_factory=lambda: list(METRIC_NAMES))
-    # queries scored per batch: scores are (batch_size, n_items) floats, never (Q, n_items)
+    # at most this many queries scored per batch: scores are (batch_size, n_items) floats, never
+    # (Q, n_items); fewer when max_memory_mb says so
     batch_size: int = 4096
+    # memory budget of one ranking block in MiB: the query batch comes from it, and a catalogue
+    # too big for even a few full rows is scored in item chunks (top-k merged); 0 = auto (CPU:
+    # RAM/8 capped at 2 GiB; GPU: half the free device memory). See mrs.eval.budget
+    max_memory_mb: float = 0
     # which slices to report: item slices all, tail, head, cold (mrs.eval.slices), and
     # cold_user: the queries of users with no train rows, kept out of every item slice
     slices: list[str] = field(default_factory=lambda: list(SLICE_NAMES))
@@ -68,6 +73,8 @@ class EvalConfig:
             raise MrsError(f"config key 'eval.ks': need positive cut-offs, got {self.ks}")
         if self.batch_size < 1:
             raise MrsError(f"config key 'eval.batch_size': must be >= 1, got {self.batch_size}")
+        if self.max_memory_mb < 0:
+            raise MrsError(f"config key 'eval.max_memory_mb': must be >= 0 (0 = auto), got {self.max_memory_mb}")
         if not 0.0 < self.ci_level < 1.0:
             raise MrsError(f"config key 'eval.ci_level': must be in (0, 1), got {self.ci_level}")
         if not 0.0 < self.head_fraction <= 1.0:

@@ -28,7 +28,8 @@ from mrs.eval.bootstrap import bootstrap_ci
 from mrs.eval.config import EvalConfig
 from mrs.eval.metrics import compute_all
 from mrs.eval.queries import Queries, build_queries, hit_matrix
-from mrs.eval.ranking import ScoreFn, rank_topk, sample_candidates
+from mrs.eval.budget import CELL_BYTES, SAMPLED_ROW_BYTES, Plan, plan_blocks, resolve_budget_mb
+from mrs.eval.ranking import ScoreFn, accepts_items, rank_topk, sample_candidates
 from mrs.eval.slices import item_slices, restrict
 
 log = logging.getLogger(__name__)
@@ -130,15 +131,31 @@ class Evaluator:
         candidates = None
         if cfg.protocol == "sampled":
             gen = torch.Generator().manual_seed(cfg.seed)
-            # draws happen batch by batch in order, so a run is reproducible for a given batch_size
+            # draws happen batch by batch in order, so a run is reproducible for a given query
+            # batch (eval.batch_size, eval.max_memory_mb)
             def candidates(sl: slice) -> torch.Tensor:
                 rows = np.arange(sl.start, sl.stop)
                 pos, cols = q.truth.gather(rows)
                 return sample_candidates(self.n_items, q.users[sl], pos, cols, q.all_seen,
                                          cfg.n_sampled, gen)
+        plan = self.plan(device, chunkable=accepts_items(score_fn))
         return rank_topk(score_fn, q.users, q.modes, self.k_max, seen=q.seen,
-                         batch_size=cfg.batch_size, device=device, candidates=candidates,
-                         progress=progress, n_items=self.n_items)
+                         batch_size=plan.query_batch, device=device, candidates=candidates,
+                         progress=progress, n_items=self.n_items, item_chunk=plan.item_chunk)
+
+    def plan(self, device: torch.device | str = "cpu", chunkable: bool = True) -> Plan:
+        """Query batch and item chunk within ``eval.max_memory_mb`` (see :mod:`mrs.eval.budget`).
+        A score function that cannot score item ranges gets full rows, at least one query."""
+        cfg = self.cfg
+        row_bytes = SAMPLED_ROW_BYTES if cfg.protocol == "sampled" else 0
+        budget = resolve_budget_mb(cfg.max_memory_mb, device)
+        plan = plan_blocks(len(self.queries), self.n_items, self.k_max, budget, cfg.batch_size, row_bytes)
+        if plan.item_chunk < self.n_items and not chunkable:
+            log.warning("score function cannot score item ranges: ranking full rows of %d items, "
+                        "which may exceed eval.max_memory_mb=%.0f", self.n_items, budget)
+            b = max(1, int(budget * 2**20 // (self.n_items * (CELL_BYTES + row_bytes))))
+            plan = Plan(min(b, plan.query_batch), self.n_items, budget)
+        return plan
 
     def score(self, topk: np.ndarray, ci: bool = True) -> EvalResult:
         """Metrics per slice (and bootstrap intervals) from ranked lists ``(Q, K_max)``."""

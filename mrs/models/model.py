@@ -78,9 +78,11 @@ class CPRecommender(Recommender):
         return self.scorer.score(self.query(users, modes, emb), emb[1][items])  # (B,) or (B, M)
 
     def full_sort_predict(self, users: Tensor, modes: Tensor, emb: tuple[Tensor, Tensor] | None = None,
-                          mode_weights: list[Tensor | None] | None = None) -> Tensor:
+                          mode_weights: list[Tensor | None] | None = None, items: slice | None = None) -> Tensor:
+        """``(B, I)`` scores, or ``(B, C)`` for the item range ``items`` (chunked ranking)."""
         emb = emb if emb is not None else self.encode()
-        return self.scorer.rank_all(self.query(users, modes, emb, mode_weights), emb[1])  # (B, I)
+        item_emb = emb[1] if items is None else emb[1][items]
+        return self.scorer.rank_all(self.query(users, modes, emb, mode_weights), item_emb)  # (B, I) or (B, C)
 
     def calculate_loss(self, batch: Batch, emb: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
         """BPR + λ‖ego rows‖²/B (+ semantic coupling, + the plug-ins' own terms). ``emb`` reuses an

@@ -17,6 +17,7 @@ Splits for non-official input: leave-last-out by time (default), temporal, or mm
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log,
 from mrs.prep.csvread import read_csv_typed
 from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl
 from mrs.prep.outdir import prepare_out
+from mrs.prep.spill import spill_dir
 from mrs.prep.splits import split_leave_last_out, split_mmrec, split_temporal
 
 
@@ -55,6 +57,8 @@ class Amazon2023Config:
     valid_days: int = 30                       # temporal split only
     seed: int = 2023                           # mmrec split only
     block_bytes: int = 1 << 26                 # jsonl bytes parsed per block (bounds memory on 66M-line files)
+    spill: bool = True                         # raw jsonl: codes/timestamps wait on disk beside --out, id
+                                               # dictionaries bounded by distinct ids (false: all in memory)
     max_bad_frac: float = 0.01                 # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"
     overwrite: bool = False                    # replace an earlier prepared dataset at out (its features/ and images/ stay)
@@ -114,7 +118,8 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     if is_csv:
         u, uid, i, iid, ts, rating, label = _read_csvs(paths, bads)
     else:
-        u, uid, i, iid, ts, rating = read_reviews_jsonl(reviews, bads[0], cfg.block_bytes)
+        with spill_dir(cfg.out) if cfg.spill else contextlib.nullcontext() as sp:
+            u, uid, i, iid, ts, rating = read_reviews_jsonl(reviews, bads[0], cfg.block_bytes, spill=sp)
         bads[0].check()
         label = None
     nonempty(len(u), f"reading {reviews}")
@@ -125,19 +130,27 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     if cfg.dedup and split_kind != "official":
         order = np.argsort(ts, kind="stable")             # the first review of a pair survives
         dup = np.zeros(len(u), dtype=bool)
-        dup[order] = pd.Series(u[order] * (int(i.max()) + 1) + i[order]).duplicated().to_numpy()
+        dup[order] = pd.Series(u[order].astype(np.int64) * (int(i.max()) + 1) + i[order]).duplicated().to_numpy()
         counts["repeated_pairs_dropped"] = int(dup.sum())
         keep &= ~dup
+        del order, dup
         nonempty(int(keep.sum()), "dedup")
     if cfg.kcore > 1:
         keep = _kcore_masked(u, i, keep, cfg.kcore)
         nonempty(int(keep.sum()), f"the k-core filter (kcore={cfg.kcore})")
-    u, i, ts, rating = u[keep], i[keep], ts[keep], rating[keep]
-    label = label[keep] if label is not None else None
+    # Memory: every per-row array below is the smallest dtype that holds it, and each is
+    # dropped as soon as the next exists (66M rows: each byte per row is 66 MB).
+    if not keep.all():
+        u, i, ts, rating = u[keep], i[keep], ts[keep], rating[keep]
+        label = label[keep] if label is not None else None
+    del keep
     u, used_u = compact_codes(u, len(uid))                # O(N), first-appearance order kept
+    u = u.astype(np.int32)
     i, used_i = compact_codes(i, len(iid))
-    user_ids = np.asarray(uid.take(pa.array(used_u)).to_pylist(), dtype=object)
-    item_ids = np.asarray(iid.take(pa.array(used_i)).to_pylist(), dtype=object)
+    i = i.astype(np.int32)
+    user_ids = uid.take(pa.array(used_u)).to_numpy(zero_copy_only=False)   # object array, no list
+    item_ids = iid.take(pa.array(used_i)).to_numpy(zero_copy_only=False)
+    del uid, iid, used_u, used_i
 
     if split_kind == "official":
         split = label
@@ -152,7 +165,9 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
         cols["context"], modes["context"] = time_mode(ts, cfg.context_mode)
     if cfg.time_mode != "none":
         cols["time"], modes["time"] = time_mode(ts, cfg.time_mode)
-    inter = pd.DataFrame({"user": u, "item": i, "ts": ts, **cols, "split": split, "rating": rating})
+    inter = pd.DataFrame({"user": u, "item": i, "ts": ts, **cols, "split": split.astype(np.int8),
+                          "rating": rating}, copy=False)
+    del u, i, ts, cols, split, rating, label
 
     items = pd.DataFrame({"item": np.arange(len(item_ids)), "item_id": item_ids, "text": "",
                           "image": pd.Series([None] * len(item_ids), dtype=object),

@@ -135,10 +135,21 @@ def _parse_block(block: bytes, first: int, bad: BadRows) -> tuple[pa.Table, np.n
     return pa.table(rows, schema=REVIEW_SCHEMA), np.array(good, dtype=np.int64)
 
 
-def read_reviews_jsonl(path: Path, bad: BadRows, block_bytes: int = 1 << 26
+def read_reviews_jsonl(path: Path, bad: BadRows, block_bytes: int = 1 << 26, spill: Path | None = None
                        ) -> tuple[np.ndarray, pa.Array, np.ndarray, pa.Array, np.ndarray, np.ndarray]:
-    """(user codes, user ids, item codes, item ids, timestamps as stored, ratings) of good rows."""
-    users, items = IdBuilder(), IdBuilder()
+    """(user codes, user ids, item codes, item ids, timestamps as stored, ratings) of good rows.
+
+    ``spill``: a directory (:func:`mrs.prep.spill.spill_dir`) where codes, timestamps and ratings
+    wait until the end, with id dictionaries bounded by distinct ids (:class:`GlobalIds`); without
+    it every block's codes and dictionary stay in memory (fine for small files).
+    """
+    if spill is not None:
+        from mrs.prep.spill import GlobalIds, SpillColumn
+
+        users, items = GlobalIds(spill, "user"), GlobalIds(spill, "item")
+        ts_col, rating_col = SpillColumn(spill / "ts.i64", np.int64), SpillColumn(spill / "rating.f32", np.float32)
+    else:
+        users, items = IdBuilder(), IdBuilder()
     ts_parts, rating_parts = [], []
     total = path.stat().st_size if path.suffix != ".gz" else None
     with reading(path), open_text(path) as f, tqdm(desc=f"reading {path.name}", total=total, unit="B",
@@ -163,11 +174,19 @@ def read_reviews_jsonl(path: Path, bad: BadRows, block_bytes: int = 1 << 26
                 t, item = t.filter(keep), item.filter(keep)
             users.add(t["user_id"])
             items.add(item)
-            ts_parts.append(t["timestamp"].to_numpy(zero_copy_only=False).astype(np.int64))
-            rating_parts.append(t["rating"].to_numpy(zero_copy_only=False).astype(np.float32))
+            ts = t["timestamp"].to_numpy(zero_copy_only=False).astype(np.int64)
+            rating = t["rating"].to_numpy(zero_copy_only=False).astype(np.float32)
+            if spill is not None:
+                ts_col.append(ts)
+                rating_col.append(rating)
+            else:
+                ts_parts.append(ts)
+                rating_parts.append(rating)
             bar.update(len(block))
     u, uid = users.finish()
     i, iid = items.finish()
+    if spill is not None:
+        return u, uid, i, iid, ts_col.read(), rating_col.read()
     cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
     return u, uid, i, iid, cat(ts_parts, np.int64), cat(rating_parts, np.float32)
 

@@ -46,10 +46,23 @@ def split_mmrec(user: np.ndarray, seed: int) -> np.ndarray:
 
 
 def split_leave_last_out(user: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Last row per user (by ``order``: time, or position in the file) test, previous valid."""
-    rank, n = _rank_within_user(user, order)
-    label = np.where(rank == n - 1, 2, np.where(rank == n - 2, 1, 0)).astype(np.int8)
-    label[n < 3] = 0
+    """Last row per user (by ``order``: time, or position in the file) test, previous valid.
+
+    Only each user's last two rows matter, so no per-row rank is built: in the (user, order)
+    sort a row is its user's last when the next row is another user's, so besides the sort
+    order only bool and int8 arrays of N rows are made (no int64 rank or count per row)."""
+    srt = np.lexsort((order, user))                     # (N,) by user, then order (stable)
+    us = user[srt]
+    last = np.ones(len(us), dtype=bool)
+    last[:-1] = us[1:] != us[:-1]
+    second = np.zeros(len(us), dtype=bool)
+    second[:-1] = last[1:] & ~last[:-1]                 # followed by its own user's last row
+    del us
+    label = np.zeros(len(user), dtype=np.int8)
+    label[srt[last]] = 2
+    label[srt[second]] = 1
+    del srt, last, second
+    label[np.bincount(user).astype(np.int32)[user] < 3] = 0
     return label
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train one model on a prepared dataset; writes a run directory",
         description="Train one model (Adam, BPR, early stopping on validation) and write "
-                    "RUN_DIR/{config.yaml,metrics.json,best.pt,last.pt}.",
+                    "RUN_DIR/{config.yaml,metrics.json,best.pt,last.pt}. Several processes or "
+                    "GPUs: torchrun --nproc_per_node N -m mrs train ... (train.batch_size is the "
+                    "global batch; see mrs/train/distributed.py).",
         epilog=_PLUGINS, formatter_class=_PluginsHelp)
     p.add_argument("--config", type=Path, help="YAML config (see configs/experiments/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -79,6 +82,8 @@ def _train(args: argparse.Namespace) -> int:
             print(f"mrs train: the last finished epoch is checkpointed in {args.out}; continue with "
                   f"the same command plus --resume", file=sys.stderr)
         raise
+    if int(os.environ.get("RANK", "0")) != 0:   # torchrun: rank 0 reports
+        return 0
     split = "test" if "test" in metrics else "valid"
     m = cfg.train.select_metric
     parts = [f"{s} {m}={v.get(m):.4f}" for s, v in metrics[split].items() if v.get(m) is not None]

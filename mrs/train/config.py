@@ -40,6 +40,7 @@ class OptimConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     num_threads: int = 0             # torch CPU threads; 0 keeps torch's default
     final_fit: Literal["auto", "train", "train+valid"] = "auto"  # model the test split is read with: refit on train+valid for the best epoch count (auto: on temporal splits)
+    sparse_grads: bool = False       # torchrun: sum embedding gradients as touched rows (MF) when smaller than dense
 
 
 @dataclass

@@ -40,6 +40,7 @@ from mrs.train.checkpoint import (BEST, LAST, TrainState, load_checkpoint, load_
                                   save_checkpoint, save_weights)
 from mrs.train.config import TrainConfig, load_train_config
 from mrs.train.data import TrainTriples, batch_indices, load_feature_stores_with_present, n_batches, train_triples
+from mrs.train.distributed import Dist, grad_bytes, init_distributed, rank_device
 from mrs.train.guards import check_divergence, check_splits, kept_message, run_dir
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Trainer:
         self.sampler, self.generator, self.device = sampler, generator, device
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
         self._evaluators: dict = {}
+        self.dist = Dist()  # single process unless run_train joined a torchrun job
 
     @classmethod
     def build(cls, cfg: TrainConfig, generator: torch.Generator | None = None,
@@ -104,28 +106,34 @@ class Trainer:
         sums: dict[str, float] = {}
         nb = n_batches(len(t), tc.batch_size)
         bar = tqdm(batch_indices(len(t), tc.batch_size, self.generator), total=nb,
-                   desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False, dynamic_ncols=True)
+                   desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False, dynamic_ncols=True,
+                   disable=not self.dist.is_main)
         for step, idx in enumerate(bar):
             idx = idx.to(self.device)
             users, pos, modes = t.users[idx], t.items[idx], t.modes[idx]
             emb = model.encode()  # one propagation serves the hard-negative scoring and the loss
             # dynamic: M candidates scored by the current model under the positive's modes
             neg = self.sampler.sample(users, modes, model, emb)
-            loss, parts = model.calculate_loss(Batch(users, pos, neg, modes), emb)
+            # under torchrun: every rank drew the global batch and its negatives; keep this
+            # rank's shard (mrs.train.distributed)
+            sh = self.dist.shard(len(idx))
+            loss, parts = model.calculate_loss(Batch(users[sh], pos[sh], neg[sh], modes[sh]), emb)
             if not torch.isfinite(loss):
                 raise MrsError(
                     f"loss is {loss.item()} at epoch {epoch + 1}, batch {step + 1}/{nb} "
                     f"(parts: {_fmt(parts)}); stopped. Lower train.lr or raise model.reg; "
                     f"{kept_message(epoch)}")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * self.dist.loss_weight(sh.stop - sh.start, len(idx))).backward()
+            self.dist.sync_grads(model, f" at epoch {epoch + 1}, batch {step + 1}/{nb}")
             self.optimizer.step()
             parts = {"loss": loss.item(), **{k: float(v) for k, v in parts.items()}}
+            w = self.dist.loss_weight(sh.stop - sh.start, len(idx))  # 1 in one process
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
+                sums[k] = sums.get(k, 0.0) + v * w
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{parts['loss']:.4f}")
-        return {k: v / nb for k, v in sums.items()}
+        return {k: v / nb for k, v in self.dist.reduce_sums(sums).items()}
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -150,12 +158,17 @@ class Trainer:
         self.model.eval()
         emb = self.model.encode()
 
-        def score_fn(users: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
-            if weights is None:
-                return self.model.full_sort_predict(users, modes, emb=emb)  # (B, n_items)
-            return self.model.full_sort_predict(users, modes, emb=emb, mode_weights=weights)
+        def score_fn(users: torch.Tensor, modes: torch.Tensor, items: slice | None = None) -> torch.Tensor:
+            # (B, n_items), or (B, C) for an item range (memory-bounded ranking)
+            return self.model.full_sort_predict(users, modes, emb=emb, mode_weights=weights, items=items)
 
-        return ev(score_fn, device=self.device, ci=ci)
+        if not self.dist.enabled:
+            return ev(score_fn, device=self.device, ci=ci)
+        t0 = time.perf_counter()
+        topk = self.dist.rank_sharded(ev, score_fn, self.device)  # queries sharded, lists gathered
+        res = ev.score(topk, ci=ci)
+        res.info.update(rank_seconds=round(time.perf_counter() - t0, 3), world_size=self.dist.world_size)
+        return res
 
 
 def cache_dir(setting: str, dataset_root: Path) -> Path | None:
@@ -188,10 +201,27 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
     logger = logger or NullLogger()
     check_splits(cfg.data.dir, evaluate_test)  # no valid/test rows: fail now, not after training
     configure_process(cfg.train.num_threads)
-    generator = seed_everything(cfg.train.seed)
-    tr = Trainer.build(cfg, generator)  # data, features and model first: a bad config or dataset leaves no run dir
-    with run_dir(out, LAST), _run_lock(out):  # failing before a checkpoint removes the new run dir
-        return _run_train_locked(tr, out, logger, resume, evaluate_test)
+    dist = init_distributed(cfg.train.device)  # a no-op outside torchrun
+    try:
+        generator = seed_everything(cfg.train.seed)
+        device = rank_device(dist, resolve_device(cfg.train.device, key="train.device"))
+        tr = Trainer.build(cfg, generator, device)  # data, features and model first: a bad config or dataset leaves no run dir
+        tr.dist = dist
+        dist.sparse_grads = cfg.train.sparse_grads
+        if not dist.enabled:
+            with run_dir(out, LAST), _run_lock(out):  # failing before a checkpoint removes the new run dir
+                return _run_train_locked(tr, out, logger, resume, evaluate_test)
+        log.info("distributed: world_size=%d backend=%s device=%s; global batch %d = %d per rank; "
+                 "dense gradient all-reduce %.2f MiB per step", dist.world_size, dist.backend,
+                 device, cfg.train.batch_size, -(-cfg.train.batch_size // dist.world_size),
+                 grad_bytes(tr.model) / 2**20)
+        dist.broadcast_params(tr.model)
+        if not dist.is_main:   # rank 0 alone writes files and talks to W&B
+            return _run_train_locked(tr, out, NullLogger(), resume, evaluate_test)
+        with run_dir(out, LAST), _run_lock(out):
+            return _run_train_locked(tr, out, logger, resume, evaluate_test)
+    finally:
+        dist.close()
 
 
 @contextlib.contextmanager
@@ -210,9 +240,11 @@ def _run_lock(out: Path) -> Iterator[None]:
 
 def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
                       evaluate_test: bool) -> dict[str, Any]:
-    cfg = tr.cfg
+    cfg, main = tr.cfg, tr.dist.is_main
     _check_run_dir(cfg, out, resume)
-    save_config(cfg, out / "config.yaml")
+    tr.dist.barrier()  # every rank has checked the run dir before rank 0 writes into it
+    if main:
+        save_config(cfg, out / "config.yaml")
     tc = cfg.train
     state = TrainState()
     if resume and (out / LAST).is_file():
@@ -236,18 +268,25 @@ def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
                 row[f"valid/{tc.select_metric}"] = value
                 if value > state.best_value:
                     state.best_value, state.best_epoch, state.bad_evals = value, epoch + 1, 0
-                    save_weights(out / BEST, tr.model, epoch + 1)
+                    if main:
+                        save_weights(out / BEST, tr.model, epoch + 1)
                 else:
                     state.bad_evals += 1
                     state.stopped_early = 0 < tc.patience <= state.bad_evals
             row["time_s"] = time.time() - t0 - sum(h["time_s"] for h in state.history)
             state.history.append(row)
             state.epoch = epoch + 1
-            save_checkpoint(out / LAST, tr.model, tr.optimizer, state, tr.generator,
-                            {"sampler": tr.sampler})
+            if main:
+                save_checkpoint(out / LAST, tr.model, tr.optimizer, state, tr.generator,
+                                {"sampler": tr.sampler})
+            if tr.dist.enabled:
+                log.info("%s", tr.dist.comm_summary())
             logger.log_epoch(epoch + 1, {k: v for k, v in row.items() if k != "epoch"})
             log.info("epoch %d %s", epoch + 1, _fmt(row))
+        tr.dist.barrier()  # best.pt is written before any rank reloads it
         metrics = _final_metrics(tr, out, state, evaluate_test)
+        if not main:
+            return metrics
         write_json_atomic(out / "metrics.json", metrics)
         from mrs.train.plots import plot_history
 

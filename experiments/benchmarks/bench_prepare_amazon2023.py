@@ -1,0 +1,127 @@
+"""Benchmark: ``mrs prepare amazon2023`` on raw review jsonl, spilled vs in-memory reading, against
+``pyarrow.json.read_json`` of the same file, at several sizes (peak RSS against rows).
+
+    python experiments/benchmarks/bench_prepare_amazon2023.py --raw /tmp/az/raw10m \\
+        --lines 2500000 5000000 10000000
+
+``--raw`` holds ``mrs synth --format amazon2023 --no-images`` output (generated when missing, at
+Clothing_Shoes_and_Jewelry's users/items per review: 22.6M and 7.2M per 66.0M lines, scaled to the
+largest ``--lines``); each size is the first N lines of that file (written under ``--work``). Each
+command runs in its own child process, so peak RSS is that child's own (``os.wait4``):
+
+1. ``mrs prepare amazon2023`` with ``spill=true`` (the default: codes and timestamps spilled,
+   dictionaries bounded by distinct ids; :mod:`mrs.prep.spill`);
+2. the same with ``spill=false`` (every block's codes and dictionary kept in memory: the
+   behaviour measured in issue 12);
+3. ``pyarrow.json.read_json`` of the file with the same five columns (reading only, threads on).
+
+Prints one row per (size, command) and the ratios to pyarrow's wall time of the same size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CLOTHING = {"lines": 66_033_346, "users": 22_613_310, "items": 7_218_481}   # raw review file sizes
+
+PYARROW = r"""
+import sys, pyarrow as pa, pyarrow.json as pj
+schema = pa.schema([("user_id", pa.string()), ("parent_asin", pa.string()), ("asin", pa.string()),
+                    ("rating", pa.float64()), ("timestamp", pa.int64())])
+t = pj.read_json(sys.argv[1], parse_options=pj.ParseOptions(explicit_schema=schema,
+                 unexpected_field_behavior="ignore"))
+print(t.num_rows)
+"""
+
+
+def run_child(cmd: list[str]) -> tuple[float, float, float, int]:
+    """(wall s, CPU s (user+sys), peak RSS GB, exit code) of one child process."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            print(f"command failed ({code}): {' '.join(cmd)}\n{err.read().decode(errors='replace')[-2000:]}",
+                  file=sys.stderr)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024 ** 2, code
+
+
+def head(src: Path, dst: Path, n: int) -> int:
+    """Copy the first ``n`` lines of ``src`` to ``dst`` (1 MiB buffers); return lines copied."""
+    done = 0
+    with open(src, "rb") as f, open(dst, "wb") as g:
+        for line in f:
+            g.write(line)
+            done += 1
+            if done == n:
+                break
+    return done
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--raw", default="/tmp/mrs_bench/az_raw", help="mrs synth amazon2023 output")
+    ap.add_argument("--work", default="/tmp/mrs_bench/az_work", help="prefix files and outputs (deleted)")
+    ap.add_argument("--lines", type=int, nargs="+", default=[2_500_000, 5_000_000, 10_000_000])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["spill", "memory", "pyarrow"])
+    args = ap.parse_args()
+    raw, work = Path(args.raw), Path(args.work)
+    mrs = [sys.executable, "-m", "mrs"]
+    n_max = max(args.lines)
+    reviews = next(iter(raw.glob("*.jsonl")), None) if raw.is_dir() else None
+    if reviews is None:
+        scale = n_max / CLOTHING["lines"]
+        cmd = mrs + ["synth", "--format", "amazon2023", "--out", str(raw), "--no-images",
+                     "--interactions", str(n_max), "--users", str(int(CLOTHING["users"] * scale)),
+                     "--items", str(int(CLOTHING["items"] * scale)), "--seed", "0"]
+        print("generating:", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    reviews = next(p for p in raw.glob("*.jsonl") if not p.name.startswith("meta_"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    print(f"{'lines':>11} {'command':<26} {'wall s':>8} {'CPU s':>8} {'peak GB':>8} "
+          f"{'B/row':>6} {'users':>9} {'items':>9}", flush=True)
+    for n in sorted(args.lines):
+        part = work / f"reviews_{n}.jsonl"
+        got = head(reviews, part, n)
+        base = None
+        runs = [("pyarrow.json.read_json", [sys.executable, "-c", PYARROW, str(part)], "pyarrow"),
+                ("prepare spill=true", mrs + ["prepare", "amazon2023", "--reviews", str(part), "--out",
+                                              str(work / "out_spill"), "--set", "spill=true"], "spill"),
+                ("prepare spill=false", mrs + ["prepare", "amazon2023", "--reviews", str(part), "--out",
+                                               str(work / "out_mem"), "--set", "spill=false"], "memory")]
+        for name, cmd, key in runs:
+            if key in args.skip:
+                continue
+            wall, cpu, peak, code = run_child(cmd)
+            users = items = ""
+            out = work / ("out_spill" if key == "spill" else "out_mem")
+            if key != "pyarrow" and code == 0:
+                meta = json.loads((out / "dataset.json").read_text())
+                users, items = meta.get("n_users", ""), meta.get("n_items", "")
+                shutil.rmtree(out, ignore_errors=True)
+            if key == "pyarrow":
+                base = wall
+            ratio = f" ({wall / base:.2f}x pyarrow wall)" if base and key != "pyarrow" else ""
+            rows.append(dict(lines=got, command=name, wall=wall, cpu=cpu, peak_gb=peak, code=code))
+            print(f"{got:>11,} {name:<26} {wall:>8.1f} {cpu:>8.1f} {peak:>8.2f} "
+                  f"{peak * 1024**3 / got:>6.0f} {users!s:>9} {items!s:>9}{ratio}"
+                  + ("" if code == 0 else f"  FAILED ({code})"), flush=True)
+        part.unlink()
+    (work / "results.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
