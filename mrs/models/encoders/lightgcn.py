@@ -1,6 +1,7 @@
 """LightGCN (He et al., SIGIR 2020) and the fixed sparse graphs encoders hold."""
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 GraphBackend = Literal["csr", "pyg"]
 
 
-def pyg_backend():
+def pyg_backend() -> ModuleType:
     """:mod:`mrs.graph_pyg`, imported on first use: runs that never propagate with PyG (mf, csr)
     do not pay for importing it."""
     from mrs import graph_pyg
@@ -99,7 +100,8 @@ class LightGCNEncoder(Encoder):
                    backend=cfg.graph_backend)
 
     def graph(self) -> "tuple[Tensor, Tensor] | EdgeGraph":
-        """The graph propagated: ``(R̂, R̂ᵀ)`` as CSR (csr backend) or the ``(U+I)``-node :class:`EdgeGraph` (pyg)."""
+        """The graph propagated: ``(R̂, R̂ᵀ)`` as CSR (csr backend), or the ``(U+I)``-node
+        :class:`EdgeGraph` (pyg)."""
         return self.adj if self.backend == "pyg" else (self.r_ui.csr(), self.r_iu.csr())
 
     def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
