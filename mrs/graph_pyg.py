@@ -15,9 +15,13 @@
   gather of ``E x r`` messages and a scatter (LGConv's default on an edge list; the benchmark
   ``experiments/benchmarks/bench_graph_backend.py`` times both).
 
-torch_geometric is imported only by this module, and this module only when the pyg backend is
-selected: importing PyG adds about a second to every ``mrs`` command otherwise. With
-``torch-scatter`` installed, PyG's scatter-based paths use it; the fused path does not scatter.
+Why PyG's fused path is the default: it runs ``torch.sparse.mm(a, x, "sum")``, the CPU
+``spmm_reduce`` kernel, where :func:`mrs.graph.spmm` runs ``a @ x``; on 2 CPU cores a Sports
+epoch takes 0.76-0.79x as long (``experiments/benchmarks/README.md``).
+
+torch_geometric is imported only by this module, and this module only when a model propagates
+with PyG, so ``mf`` and ``csr`` runs never pay for importing it. With ``torch-scatter``
+installed, PyG's scatter-based paths use it; the fused path does not scatter.
 """
 from __future__ import annotations
 

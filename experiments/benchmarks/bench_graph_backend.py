@@ -7,6 +7,7 @@ Prints, for LightGCN (64-d, 2 layers, batch 2048, uniform negatives, no modes; t
   * one propagation (forward + backward of the 2-layer stack over all 53,955 nodes) with csr, pyg,
     and PyG's default LGConv on a plain edge list (gather + scatter per edge; what the pyg backend
     does *not* use), each the median of interleaved repeats, and the ratios to csr,
+  * one ``R̂ @ x`` with the kernel each path calls (``a @ x``; ``torch.sparse.mm(a, x, "sum")``),
   * seconds per training epoch with each backend (epochs interleaved csr, pyg, csr, pyg, ... after
     one warm-up epoch each, so load on the shared machine hits both alike) and the ratio pyg / csr.
 ``--encoders lightgcn freedom`` adds the FREEDOM epoch (pruned graph; no kNN graph without features).
@@ -85,6 +86,19 @@ def propagation(trainers: dict[str, Trainer], repeats: int) -> None:
     for k, t in med.items():
         print(f"propagation fwd+bwd, 2 layers, {k:26s}: {t * 1000:7.1f} ms (median of {repeats}; "
               f"{t / med['csr']:.2f}x csr)", flush=True)
+
+    # the kernels underneath: csr runs ``a @ x``; PyG's fused path ``torch.sparse.mm(a, x, "sum")``
+    r_ui = enc["csr"].r_ui.csr()
+    x = torch.randn(r_ui.shape[1], 64, generator=g)
+    kernels = {"a @ x": lambda: r_ui @ x, 'torch.sparse.mm(a, x, "sum")': lambda: torch.sparse.mm(r_ui, x, "sum")}
+    kt: dict[str, list[float]] = {k: [] for k in kernels}
+    for _ in range(repeats + 1):
+        for k, f in kernels.items():
+            kt[k].append(timed(f))
+    km = {k: statistics.median(v[1:]) for k, v in kt.items()}
+    t_mm, t_reduce = km["a @ x"], km['torch.sparse.mm(a, x, "sum")']
+    print("one R̂ @ x (35598 x 18357 CSR, 64 columns): " + ", ".join(f"{k} {t * 1000:.1f} ms" for k, t in km.items())
+          + f" (a @ x takes {t_mm / t_reduce:.2f}x as long)", flush=True)
 
 
 def epochs(data: str, encoder: str, threads: int, n: int) -> None:

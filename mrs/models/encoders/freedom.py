@@ -146,9 +146,10 @@ class FreedomEncoder(LightGCNEncoder):
         else:
             self.pruned_ui, self.pruned_iu = CSR(r_ui).to(device), CSR(r_iu).to(device)
 
-    def graph(self):
+    def graph(self) -> "tuple[Tensor, Tensor] | nn.Module":
         if self.training and self.edge_drop > 0:
-            if self.pruned_ui is None and self.pruned_adj is None:  # a training forward pass must not draw from any RNG
+            # a training forward pass must not draw from any RNG: on_epoch_start draws the graph
+            if self.pruned_ui is None and self.pruned_adj is None:
                 raise RuntimeError("FreedomEncoder: call on_epoch_start(epoch, generator) before a "
                                    "training forward pass (it draws the epoch's pruned graph)")
             if self.backend == "pyg":

@@ -1,6 +1,7 @@
 """LightGCN (He et al., SIGIR 2020) and the fixed sparse graphs encoders hold."""
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -15,8 +16,9 @@ if TYPE_CHECKING:
 GraphBackend = Literal["csr", "pyg"]
 
 
-def pyg_backend():
-    """:mod:`mrs.graph_pyg`, imported on first use: PyG's import costs every other run a second."""
+def pyg_backend() -> ModuleType:
+    """:mod:`mrs.graph_pyg`, imported on first use: runs that never propagate with PyG (mf, csr)
+    do not pay for importing it."""
     from mrs import graph_pyg
 
     return graph_pyg
@@ -70,9 +72,11 @@ class LightGCNEncoder(Encoder):
     :math:`\mathbf{I}^{(k+1)} = \hat{R}^\top \mathbf{U}^{(k)}`, with the two blocks from
     :func:`mrs.graph.bipartite_blocks` (no ``(U+I, r)`` concatenation per step).
 
-    ``backend="pyg"`` (``model.graph_backend``) propagates the same graph with PyG instead: one
-    ``(U+I)``-node :class:`~torch_geometric.EdgeIndex` normalised by ``gcn_norm``, one ``LGConv``
-    per layer (:mod:`mrs.graph_pyg`); same embeddings and gradients (``tests/models/test_graph_backend.py``).
+    ``backend="pyg"`` (``model.graph_backend``, the config default: faster per Sports epoch, see
+    ``experiments/benchmarks/README.md``) propagates the same graph with PyG: one ``(U+I)``-node
+    :class:`~torch_geometric.EdgeIndex` normalised by ``gcn_norm``, one ``LGConv`` per layer
+    (:mod:`mrs.graph_pyg`); same embeddings and gradients (``tests/models/test_graph_backend.py``).
+    The constructor defaults to ``csr``, the reference the tests hold PyG to.
 
     Args:
         r_ui: ``R̂ (U, I)`` sparse CSR. r_iu: ``R̂ᵀ (I, U)`` sparse CSR.
@@ -96,7 +100,8 @@ class LightGCNEncoder(Encoder):
                    backend=cfg.graph_backend)
 
     def graph(self) -> "tuple[Tensor, Tensor] | EdgeGraph":
-        """The graph propagated: ``(R̂, R̂ᵀ)`` as CSR (csr backend) or the ``(U+I)``-node :class:`EdgeGraph` (pyg)."""
+        """The graph propagated: ``(R̂, R̂ᵀ)`` as CSR (csr backend), or the ``(U+I)``-node
+        :class:`EdgeGraph` (pyg)."""
         return self.adj if self.backend == "pyg" else (self.r_ui.csr(), self.r_iu.csr())
 
     def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
