@@ -13,3 +13,6 @@ TQDM_DISABLE=1 mrs compare --config experiments/planted/compare.yaml --set data.
 # with a shorter budget than the config's (<= 60 epochs, patience 15) to fit the session:
 #   TQDM_DISABLE=1 mrs compare --config experiments/planted/compare.yaml --set data.dir="$W/prepared" \
 #       --set train.num_threads=1 --set train.epochs=60 --set train.patience=15 --out "$W/compare" --no-wandb
+# MF vs MF + CP at the committed full budget (<= 150 epochs, patience 25), three seeds:
+#   TQDM_DISABLE=1 mrs compare --config experiments/planted/compare_mf_full.yaml --set data.dir="$W/prepared" \
+#       --out "$W/compare_mf_full" --no-wandb
