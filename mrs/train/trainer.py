@@ -62,6 +62,7 @@ class Trainer:
         self.sampler, self.generator, self.device = sampler, generator, device
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
         self._evaluators: dict = {}
+        self.seq = None  # mrs.train.sequences.SequenceData when the user encoder is sequential
 
     @classmethod
     def build(cls, cfg: TrainConfig, generator: torch.Generator | None = None,
@@ -90,13 +91,20 @@ class Trainer:
         sampler = NegativeSampler(triples.users.cpu(), triples.items.cpu(), ds.n_items, seed=tc.seed,
                                   strategy=tc.negatives, candidates=tc.n_candidates, pick=tc.hard,
                                   temperature=tc.temperature)
-        return cls(cfg, ds, triples, model, sampler, generator, device)
+        tr = cls(cfg, ds, triples, model, sampler, generator, device)
+        if model.user_encoder.sequential:
+            from mrs.train.sequences import SequenceData
+            tr.seq = SequenceData(ds, cfg.model.seq_len, cfg.model.seq_ties, tc.seed)
+        return tr
 
     # ---------------------------------------------------------------- one epoch
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the train triples; returns the mean loss and its parts."""
         from mrs.models.base import Batch
 
+        if self.seq is not None:  # sequential user encoder: next-item sequences, not BPR triples
+            from mrs.train.sequences import train_epoch_seq
+            return train_epoch_seq(self, epoch)
         t, model, tc = self.triples, self.model, self.cfg.train
         model.train()
         model.on_epoch_start(epoch, self.generator)
@@ -136,6 +144,8 @@ class Trainer:
         if split not in self._evaluators:
             self._evaluators[split] = Evaluator(self.ds, split, self.cfg.eval)
         self.model.eval()
+        if self.seq is not None:  # queries read the history before the split
+            self.model.user_encoder.set_history(self.seq.history(split))
         emb = self.model.encode()
 
         def score_fn(users: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
@@ -233,6 +243,9 @@ def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
             logger.log_epoch(epoch + 1, {k: v for k, v in row.items() if k != "epoch"})
             log.info("epoch %d %s", epoch + 1, _fmt(row))
         metrics = _final_metrics(tr, out, state, evaluate_test)
+        if tr.seq is not None:  # users whose query has no earlier interaction: counted, not dropped
+            metrics["sequence"] = {"users_without_history": dict(tr.seq.n_empty),
+                                   "train_sequences": len(tr.seq.train)}
         write_json_atomic(out / "metrics.json", metrics)
         from mrs.train.plots import plot_history
 
