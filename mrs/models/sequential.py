@@ -103,7 +103,9 @@ class SequentialUserEncoder(UserEncoder):
 
     def query_rows(self, users: Tensor, user_emb: Tensor, item_emb: Tensor) -> Tensor:
         """``(B, R)``: the state after each user's history (the last position)."""
-        seq = self.query_seq(self.history[users])
+        hist = self.history[users]
+        width = max(1, int((hist != self.n_items).sum(1).max()))  # trim all-padding columns
+        seq = self.query_seq(hist[:, -width:] if self.causal else hist[:, -width - 1:])
         return self.encode_seq(seq, item_emb)[:, -1]
 
     def encode_seq(self, seq: Tensor, item_emb: Tensor, masked: Tensor | None = None) -> Tensor:

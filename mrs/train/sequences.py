@@ -219,12 +219,28 @@ def sequence_loss(model, batch: tuple[Tensor, ...], loss: str, generator: torch.
     return total, parts
 
 
+def bucketed_batches(s: SeqTrain, batch_size: int, generator: torch.Generator, pad: int,
+                     bucket: int = 16):
+    """Batches of sequence rows of similar length (so a batch is trimmed to its longest row,
+    not to ``L``): a random permutation cut into chunks of ``bucket`` batches, each chunk sorted
+    by length and cut into batches, then all batches in random order. Every row once per epoch."""
+    lengths = (s.items != pad).sum(1)
+    perm = torch.randperm(len(s), generator=generator)
+    batches = []
+    for start in range(0, len(s), batch_size * bucket):
+        chunk = perm[start:start + batch_size * bucket]
+        chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
+        batches += list(chunk.split(batch_size))
+    for j in torch.randperm(len(batches), generator=generator).tolist():
+        yield batches[j]
+
+
 def train_epoch_seq(tr, epoch: int) -> dict[str, float]:
     """One pass over the training sequences in batches of ``train.batch_size`` users (the
     trainer's generator orders them and draws masks and negatives, so a resumed run repeats)."""
     from tqdm.auto import tqdm
 
-    from mrs.train.data import batch_indices, n_batches
+    from mrs.train.data import n_batches
 
     data: SequenceData = tr.seq
     model, tc, mc = tr.model, tr.cfg.train, tr.cfg.model
@@ -234,10 +250,14 @@ def train_epoch_seq(tr, epoch: int) -> dict[str, float]:
     dev = tr.device
     sums: dict[str, float] = {}
     nb = n_batches(len(s), tc.batch_size)
-    bar = tqdm(batch_indices(len(s), tc.batch_size, tr.generator), total=nb,
+    bar = tqdm(bucketed_batches(s, tc.batch_size, tr.generator, tr.ds.n_items), total=nb,
                desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False, dynamic_ncols=True)
+    lengths = (s.items != tr.ds.n_items).sum(1)                           # (S,) real items per row
     for step, idx in enumerate(bar):
-        batch = tuple(x[idx].to(dev) for x in (s.users, s.inputs, s.targets, s.modes, s.items))
+        # left-padded rows: drop the columns that are padding in every row of the batch
+        width = int(lengths[idx].max())
+        batch = tuple(x[idx][:, -width:].to(dev) if x.dim() > 1 else x[idx].to(dev)
+                      for x in (s.users, s.inputs, s.targets, s.modes, s.items))
         loss, parts = sequence_loss(model, batch, mc.seq_loss, tr.generator, mc.seq_negatives,
                                     mc.seq_mask_prob, tc.negatives, tc.n_candidates, tc.hard)
         if not torch.isfinite(loss):

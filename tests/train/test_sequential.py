@@ -81,13 +81,25 @@ def test_bad_sequential_options_name_the_key(tiny_data, tmp_path, key, value, ma
     ("sasrec", "bpr", "freedom", "gated"), ("bert4rec", "ce", "mf", "early")])
 def test_sequential_models_train_with_modes(tiny_data, tmp_path, user_encoder, loss, encoder, fusion):
     feats = "[text-synth, image-synth]" if fusion != "none" else "[]"
+    align = ({"model__align_item": 0.1, "model__align_feature": 0.1} if fusion == "gated" else {})
     cfg = load_train_config(None, tiny_overrides(
         tiny_data, model__encoder=encoder, model__user_encoder=user_encoder, model__seq_loss=loss,
         model__fusion=fusion, model__seq_len=8, model__seq_negatives=10, data__features=feats,
-        eval__bootstrap=0, wandb__enabled=False))
+        eval__bootstrap=0, wandb__enabled=False, **align))
     m = run_train(cfg, tmp_path / "run")
     assert all(math.isfinite(h["loss"]) for h in m["history"])
     assert loss in m["history"][0]
+    if fusion == "gated":  # alignment terms trained, mean gate of tail and head items logged
+        assert {"align_item", "align_feature", "alpha/gate_tail", "alpha/gate_head"} <= set(m["history"][0])
+
+
+def test_gated_fusion_with_the_bpr_path_logs_gates(tiny_data, tmp_path):
+    cfg = load_train_config(None, tiny_overrides(
+        tiny_data, model__encoder="lightgcn", model__fusion="gated", model__align_item=0.1,
+        data__features="[text-synth, image-synth]", eval__bootstrap=0, wandb__enabled=False))
+    m = run_train(cfg, tmp_path / "run")
+    h = m["history"][0]
+    assert "align_item" in h and 0.0 < h["alpha/gate_tail"] < 1.0 and 0.0 < h["alpha/gate_head"] < 1.0
     assert 0.0 <= m["test"]["all"]["recall@20"] <= 1.0
 
 
