@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 METRIC_NAMES = ("recall", "ndcg", "precision", "hit", "map")
-SLICE_NAMES = ("all", "tail", "head", "cold")
+SLICE_NAMES = ("all", "tail", "head", "cold", "tail_pop", "tail_user")
 
 
 @dataclass
@@ -19,12 +19,17 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: list(METRIC_NAMES))
     # queries scored per batch: scores are (batch_size, n_items) floats, never (Q, n_items)
     batch_size: int = 4096
-    # which item slices to report (all, tail, head, cold); see mrs.eval.slices
-    slices: list[str] = field(default_factory=lambda: list(SLICE_NAMES))
+    # which slices to report: item slices all, tail, head, cold, tail_pop, and the user slice
+    # tail_user (opt-in, e.g. eval.slices=[all,tail,head,cold,tail_pop,tail_user]); see mrs.eval.slices
+    slices: list[str] = field(default_factory=lambda: ["all", "tail", "head", "cold"])
     # tail = items with <= this many train interactions (cold items included)
     tail_threshold: int = 20
     # head = the top this fraction of items by train count (at least one item)
     head_fraction: float = 0.01
+    # tail_pop = items outside the top this share by train count (FAERec / LLM-ESR's long tail)
+    tail_pop_share: float = 0.2
+    # tail_user = queries of users with at most this many train interactions
+    tail_user_max: int = 5
     # bootstrap replicates over queries for confidence intervals; 0 = no intervals
     bootstrap: int = 1000
     # two-sided level of the percentile bootstrap interval

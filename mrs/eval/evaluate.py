@@ -29,7 +29,7 @@ from mrs.eval.config import EvalConfig
 from mrs.eval.metrics import compute_all
 from mrs.eval.queries import Queries, build_queries, hit_matrix
 from mrs.eval.ranking import ScoreFn, rank_topk, sample_candidates
-from mrs.eval.slices import item_slices, restrict
+from mrs.eval.slices import item_slices, restrict, user_slices
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,10 @@ class Evaluator:
                                              with_all_seen=cfg.protocol == "sampled",
                                              mask_valid_at_test=cfg.mask_valid_at_test)
         self.slices = item_slices(dataset.item_train_counts(), cfg.slices, cfg.tail_threshold,
-                                  cfg.head_fraction)
+                                  cfg.head_fraction, cfg.tail_pop_share)
+        tr_users = dataset.split("train")["user"].to_numpy()
+        self.user_slices = user_slices(np.bincount(tr_users, minlength=dataset.n_users),
+                                       cfg.slices, cfg.tail_user_max)
         self.k_max = max(cfg.ks)
         q = self.queries
         h = hashlib.sha1(split.encode())
@@ -142,8 +145,12 @@ class Evaluator:
         hits = hit_matrix(topk, q.truth, self.n_items)                       # (Q, K_max)
         metrics, cis, n_queries, per_query, query_rows = {}, {}, {}, {}, {}
         cols, keys = [], []                           # (Q,) columns, NaN where the query is out
-        for name, in_slice in self.slices.items():
-            rows, h, n_rel = restrict(hits, topk, q.truth, in_slice)
+        for name in [s for s in cfg.slices if s in self.slices or s in self.user_slices]:
+            if name in self.user_slices:  # query slice: the queries of those users, all their items
+                rows = np.flatnonzero(self.user_slices[name][q.users])
+                h, n_rel = hits[rows], q.truth.lengths()[rows]
+            else:
+                rows, h, n_rel = restrict(hits, topk, q.truth, self.slices[name])
             vals = compute_all(h, n_rel, cfg.metrics, sorted(cfg.ks))        # name -> (Q_S,)
             n_queries[name] = int(len(rows))
             per_query[name], query_rows[name] = vals, rows
