@@ -25,7 +25,7 @@ BASE = ["model.dim=64", "model.fusion=none", "train.lr=0.003", "train.patience=4
         "train.seed=2024", "eval.ks=[10,20]", "eval.metrics=[recall,ndcg,hit]", "wandb.enabled=false",
         "eval.slices=[all,tail,head,cold,tail_pop,tail_user]", "train.num_threads=1"]
 VARIANTS = {
-    "cp": ["model.encoder=mf", "model.user_encoder=id", "model.modes=true", "train.epochs=60",
+    "cp": ["model.encoder=mf", "model.user_encoder=id", "model.modes=true", "train.epochs=80", "train.patience=10",
            "train.batch_size=2048"],
     "sasrec": ["model.encoder=mf", "model.user_encoder=sasrec", "model.modes=false", "train.epochs=30",
                "train.batch_size=128", "model.seq_len=20", "model.seq_loss=ce", "model.reg=0"],
