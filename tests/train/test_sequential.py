@@ -129,3 +129,22 @@ def test_sasrec_recovers_planted_transitions_that_an_id_model_cannot(tmp_path):
             "train.select_metric=recall@10", "wandb.enabled=false"])
         out[ue] = run_train(cfg, tmp_path / ue)["test"]["all"]["recall@10"]
     assert out["sasrec"] > 0.75 and out["sasrec"] > out["id"] + 0.2, out  # seen: 0.90 vs 0.52
+
+
+@pytest.mark.parametrize("cls_name", ["SASRecUserEncoder", "BERT4RecUserEncoder"])
+def test_padding_is_invisible_to_the_state(cls_name):
+    """Masked padding keys: the state after a history does not depend on how much padding is
+    in front of it (so trimming batches to their longest row changes nothing)."""
+    from mrs.models import sequential
+
+    torch.manual_seed(0)
+    enc = getattr(sequential, cls_name)(n_users=2, n_items=10, dim=8, seq_len=6, blocks=2, heads=2,
+                                        dropout=0.0).eval()
+    items = torch.randn(10, 8)
+    hist = torch.tensor([[10, 10, 10, 3, 4, 5], [10, 10, 10, 10, 10, 10]])  # user 1: no history
+    enc.set_history(hist)
+    with torch.no_grad():
+        trimmed = enc.query_rows(torch.tensor([0, 1]), None, items)   # trims to the longest row
+        full = enc.encode_seq(enc.query_seq(hist), items)[:, -1]       # all 6 columns
+    assert torch.allclose(trimmed, full, atol=1e-5) and torch.isfinite(full).all()
+    assert not torch.allclose(full[0], full[1])  # a history changes the state
