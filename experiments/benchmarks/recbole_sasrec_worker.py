@@ -8,11 +8,19 @@ import json
 import sys
 import time
 
+import numpy as np
 import torch
-from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
-from recbole.model.sequential_recommender import SASRec
-from recbole.utils import init_seed
+
+# RecBole 1.2.1 still uses aliases NumPy 2 removed; the shared torch build needs NumPy 2, so the
+# aliases are restored here (this process only) rather than pinning an older NumPy.
+for _old, _new in (("float_", np.float64), ("complex_", np.complex128), ("unicode_", np.str_)):
+    if not hasattr(np, _old):
+        setattr(np, _old, _new)
+
+from recbole.config import Config  # noqa: E402
+from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.model.sequential_recommender import SASRec  # noqa: E402
+from recbole.utils import init_seed  # noqa: E402
 
 work, n_batches, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
