@@ -66,7 +66,9 @@ def read_yaml(path: str | Path) -> dict:
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = (),
                 base: dict | None = None) -> T:
     """Defaults <- ``base`` dict <- YAML file <- overrides, validated into ``cls``."""
-    data: dict = dict(base or {})
+    import copy
+
+    data: dict = copy.deepcopy(base or {})  # overrides write into nested sections: never into the caller's
     if path is not None:
         data = _deep_merge(data, read_yaml(path))
     merge_overrides(data, overrides)

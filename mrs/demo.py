@@ -7,7 +7,8 @@ them onto real data):
     mrs prepare hm ...                   phase 0: the prepared-dataset contract
     mrs features text|image ...          phase 1: MiniLM text, EfficientNet-Lite0 image stores
     mrs compare --config ...             phases 2-4: MF / LightGCN / FREEDOM, with and without
-                                         CP context/time modes; table + tail-vs-head plot
+                                         CP context/time modes, and the Hybrid (a SASRec state
+                                         in the CP query); table + tail-vs-head plot
     mrs export ... / mrs recommend ...   the variant best on validation, frozen into a model
                                          directory; the top 12 for one user, through the code
                                          path `mrs serve` answers with

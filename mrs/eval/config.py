@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 METRIC_NAMES = ("recall", "ndcg", "precision", "hit", "map")
-SLICE_NAMES = ("all", "tail", "head", "cold", "cold_user")
+SLICE_NAMES = ("all", "tail", "head", "cold", "tail_pop", "tail_user", "cold_user")
 
 
 @dataclass
@@ -24,13 +24,18 @@ class EvalConfig:
     # too big for even a few full rows is scored in item chunks (top-k merged); 0 = auto (CPU:
     # RAM/8 capped at 2 GiB; GPU: half the free device memory). See mrs.eval.budget
     max_memory_mb: float = 0
-    # which slices to report: item slices all, tail, head, cold (mrs.eval.slices), and
-    # cold_user: the queries of users with no train rows, kept out of every item slice
-    slices: list[str] = field(default_factory=lambda: list(SLICE_NAMES))
+    # which slices to report: item slices all, tail, head, cold, tail_pop (mrs.eval.slices); the
+    # query slices tail_user (opt-in: users with <= eval.tail_user_max train rows) and cold_user
+    # (users with no train rows, kept out of every item slice)
+    slices: list[str] = field(default_factory=lambda: ["all", "tail", "head", "cold", "cold_user"])
     # tail = items with <= this many train interactions (cold items included)
     tail_threshold: int = 20
     # head = the top this fraction of items by train count (at least one item)
     head_fraction: float = 0.01
+    # tail_pop = items outside the top this share by train count (FAERec / LLM-ESR's long tail)
+    tail_pop_share: float = 0.2
+    # tail_user = queries of users with at most this many train interactions
+    tail_user_max: int = 5
     # bootstrap replicates over queries for confidence intervals; 0 = no intervals
     bootstrap: int = 1000
     # two-sided level of the percentile bootstrap interval

@@ -30,7 +30,7 @@ from mrs.eval.metrics import compute_all
 from mrs.eval.queries import Queries, build_queries, hit_matrix
 from mrs.eval.budget import CELL_BYTES, SAMPLED_ROW_BYTES, Plan, plan_blocks, resolve_budget_mb
 from mrs.eval.ranking import ScoreFn, accepts_items, rank_topk, sample_candidates
-from mrs.eval.slices import item_slices, restrict
+from mrs.eval.slices import item_slices, restrict, user_slices
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +107,14 @@ class Evaluator:
                                              with_all_seen=cfg.protocol == "sampled",
                                              mask_valid_at_test=cfg.mask_valid_at_test)
         self.slices = item_slices(dataset.item_train_counts(), [s for s in cfg.slices if s != "cold_user"],
-                                  cfg.tail_threshold, cfg.head_fraction)
+                                  cfg.tail_threshold, cfg.head_fraction, cfg.tail_pop_share)
         # users with no train rows (temporal splits): their queries are the cold_user slice and
         # stay out of all/tail/head/cold, which then measure users the model has seen
         inter = dataset.interactions
         train_users = inter["user"].to_numpy()[inter["split"].to_numpy() == SPLITS["train"]]
-        has_train = np.bincount(train_users, minlength=dataset.n_users) > 0
-        self.cold_user = ~has_train[self.queries.users]  # (Q,)
+        user_counts = np.bincount(train_users, minlength=dataset.n_users)
+        self.cold_user = ~(user_counts > 0)[self.queries.users]  # (Q,)
+        self.user_slices = user_slices(user_counts, cfg.slices, cfg.tail_user_max)
         self.k_max = max(cfg.ks)
         q = self.queries
         h = hashlib.sha1(split.encode())
@@ -166,6 +167,9 @@ class Evaluator:
         metrics, cis, n_queries, per_query, query_rows = {}, {}, {}, {}, {}
         cols, keys = [], []                           # (Q,) columns, NaN where the query is out
         groups = [(name, restrict(hits, topk, q.truth, in_slice)) for name, in_slice in self.slices.items()]
+        for name, member in self.user_slices.items():  # query slices: those users' queries, all their items
+            rows = np.flatnonzero(member[q.users])
+            groups.append((name, (rows, hits[rows], q.truth.lengths()[rows])))
         if self.cold_user.any():  # reported only where there are such users
             groups = [(name, _keep(g, ~self.cold_user[g[0]])) for name, g in groups]
             rows = np.flatnonzero(self.cold_user)

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     for modality in ("text", "image"):
         q = sub.add_parser(modality, help=f"extract {modality} features of a prepared dataset")
         q.add_argument("--dataset", required=True, help="prepared dataset directory")
-        q.add_argument("--encoder", default="", help="minilm (default) or a BERT-family model dir / HF cache id"
+        q.add_argument("--encoder", default="", help="minilm (default), tfidf (TF-IDF + TruncatedSVD), or a BERT-family model dir / HF cache id"
                        if modality == "text" else "efficientnet_lite0 (default) or any timm model name")
         q.add_argument("--store", choices=["h5", "lmdb"], default="h5")
         q.add_argument("--dtype", choices=["float16", "float32"], default="float16")
@@ -26,6 +26,7 @@ def register(subparsers) -> None:
         q.add_argument("--no-progress", action="store_true")
         if modality == "text":
             q.add_argument("--max-length", type=int, default=128, help="tokens kept per item")
+            q.add_argument("--dim", type=int, default=256, help="tfidf: TruncatedSVD dimensions")
         else:
             q.add_argument("--image-root", default=None, help="default: dataset.json image_root, else the dataset dir")
             q.add_argument("--weights", default=None, help="local checkpoint file for a timm model")
@@ -49,7 +50,7 @@ def _extract(args: argparse.Namespace) -> int:
     cfg = ExtractConfig(modality=args.modality, encoder=args.encoder, store=args.store, dtype=args.dtype,
                         batch_size=args.batch_size, chunk_size=args.chunk_size, shard=args.shard,
                         device=args.device, out=args.out,
-                        **({"max_length": args.max_length} if args.modality == "text" else
+                        **({"max_length": args.max_length, "dim": args.dim} if args.modality == "text" else
                            {"image_root": args.image_root, "weights": args.weights, "workers": args.workers}))
     extract(args.dataset, cfg, progress=not args.no_progress)
     return 0

@@ -41,6 +41,7 @@ class ExtractConfig:
     batch_size: int = 64         # items per encoder call
     chunk_size: int = 1024       # items per resumable chunk (a multiple of batch_size is best)
     max_length: int = 128        # text: tokens kept per item
+    dim: int = 256               # text, encoder tfidf: TruncatedSVD dimensions
     image_root: str | None = None  # image: default dataset.json["image_root"], else the dataset dir
     weights: str | None = None   # image: local checkpoint for a timm model
     pretrained: bool = True      # image: False gives a random-init model (tests only)
@@ -119,6 +120,11 @@ def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool =
         if not Path(image_root).is_dir():
             raise MrsError(f"--image-root {image_root}: not a directory")
 
+    if cfg.modality == "text" and cfg.encoder == "tfidf":  # a corpus fit, not a per-item encoder
+        from mrs.features.tfidf import extract_tfidf
+        if cfg.dim < 1:
+            raise MrsError(f"--dim: must be >= 1, got {cfg.dim}")
+        return extract_tfidf(root, cfg, items, items_ck, out)
     if cfg.device == "auto" and not torch.cuda.is_available():
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     from mrs.device import resolve_device

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from mrs.models.config import ModelConfig
 
 ENCODERS: Registry[type["Encoder"]] = Registry("encoder", "model.encoder", ("mrs.models.encoders",))
-FUSIONS: Registry[type["Fusion"]] = Registry("fusion", "model.fusion", ("mrs.models.fusion",))
-USERS: Registry[type["UserEncoder"]] = Registry("user encoder", "model.user_encoder", ("mrs.models.users",))
+FUSIONS: Registry[type["Fusion"]] = Registry("fusion", "model.fusion", ("mrs.models.fusion", "mrs.models.gated"))
+USERS: Registry[type["UserEncoder"]] = Registry("user encoder", "model.user_encoder",
+                                                 ("mrs.models.users", "mrs.models.sequential"))
 SCORERS: Registry[type["Scorer"]] = Registry("scorer", "model.scorer", ("mrs.models.cp",))
 
 
@@ -135,9 +136,24 @@ class Fusion(Plugin):
         """Extra loss terms over the batch's ``items`` (e.g. ID/semantic alignment). Default: none."""
         return {}
 
+    def init_item_ids(self, item_ids: Tensor) -> None:
+        """Called once by ``build_model`` with the model's ID table ``(I, r)`` (in place, no grad):
+        e.g. gated fusion's PCA initialisation from the semantic features. Default: nothing."""
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called once before each training epoch (alignment curricula). Default: nothing."""
+
 
 class UserEncoder(Plugin):
-    """The user side: ego rows fed to the encoder, and the row a query uses."""
+    """The user side: ego rows fed to the encoder, and the row a query uses.
+
+    ``sequential``: the query row is computed from the user's recent items. Such an encoder holds
+    one history per user ``(U, L)`` (item ids, padded with ``n_items``), which the trainer sets
+    with :meth:`set_history` before evaluating a split (valid: the train items; test: train +
+    valid), and trains on next-item sequences (:mod:`mrs.train.sequences`), not BPR triples.
+    """
+
+    sequential: bool = False
 
     @classmethod
     def from_config(cls, cfg: "ModelConfig", ctx: BuildContext, dim: int) -> "UserEncoder":
@@ -158,6 +174,10 @@ class UserEncoder(Plugin):
     def reg_rows(self, users: Tensor) -> list[Tensor]:
         """Parameter rows a batch touched, for the L2 term."""
         return []
+
+    def set_history(self, history: Tensor) -> None:
+        """Sequential encoders: the per-user histories ``(U, L)`` that :meth:`query_rows` reads."""
+        raise NotImplementedError(f"{type(self).__name__} is not sequential")
 
 
 class Scorer(Plugin):

@@ -53,6 +53,21 @@ class ModelConfig:
     item_graph_weight: float = 1.0  # weight of the kNN-propagated item representation
     # semantic coupling Σ_i μ_i ‖q_i − W e_i‖², μ_i = μ0 / log(2 + n_i)
     coupling_mu0: float = 0.0  # μ0; 0 = off
+    # sequential user encoders (user_encoder: sasrec | bert4rec; mrs.models.sequential)
+    seq_len: int = 50  # L: the last L items before the query / the target
+    seq_blocks: int = 2  # transformer blocks
+    seq_heads: int = 2  # attention heads (must divide the embedding size)
+    seq_dropout: float = 0.2  # dropout on the input embeddings and inside the blocks
+    seq_ties: Literal["file", "shuffle"] = "file"  # order of same-ts interactions: file order, or seeded shuffle
+    seq_loss: Literal["ce", "sampled_softmax", "bpr"] = "ce"  # full softmax, sampled softmax, BPR (train.negatives)
+    seq_negatives: int = 100  # sampled_softmax: uniform negatives per position
+    seq_mask_prob: float = 0.2  # bert4rec: share of positions masked (cloze)
+    # gated fusion (fusion: gated; mrs.models.gated) and FAERec-style ID/semantic alignment
+    gate_pca_init: bool = True  # initialise the ID table from a PCA of the semantic features
+    align_item: float = 0.0  # weight of item-level InfoNCE between e_id and φ(e_sem); 0 = off
+    align_item_temp: float = 0.2  # InfoNCE temperature τ
+    align_feature: float = 0.0  # weight of feature-level alignment ‖corr(E_id) − corr(φ(E_sem))‖²_F / r²
+    align_schedule: int = 0  # curriculum: feature-level weight ramps linearly 0 -> full over N epochs (0: full from the start)
     # options of plug-ins that declare their own `Options` dataclass, by plug-in name:
     # --set model.options.<plug-in>.<key>=value (see mrs/models/README.md)
     options: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +121,9 @@ def build_context(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinal
         raise MrsError(f"model.fusion={cfg.fusion!r} needs item features (none were given)")
     if cfg.coupling_mu0 > 0 and not features:
         raise MrsError("model.coupling_mu0 > 0 needs item features (none were given)")
+    for key in ("align_item", "align_feature"):
+        if getattr(cfg, key) > 0 and cfg.fusion != "gated":
+            raise MrsError(f"config key 'model.{key}' > 0 needs model.fusion=gated (got {cfg.fusion!r})")
     users, items = graph.unique_edges(train_users, train_items, n_items)
     if users.numel() and (int(users.max()) >= n_users or int(items.max()) >= n_items):
         raise MrsError(f"train interactions reference ids beyond n_users={n_users} / n_items={n_items}")
@@ -141,5 +159,8 @@ def build_model(cfg: ModelConfig, ctx: BuildContext | None = None, **data: Any) 
     scorer = SCORERS.get(cfg.scorer).from_config(cfg, ctx, dim)
     mu = coupling_weights(ctx.item_counts, cfg.coupling_mu0) if cfg.coupling_mu0 > 0 else None
     keep_features = fusion.needs_features or mu is not None
-    return CPRecommender(ctx.n_users, ctx.n_items, cfg.dim, encoder, fusion, user_encoder, scorer,
-                         features=ctx.features if keep_features else None, reg=cfg.reg, coupling_mu=mu)
+    model = CPRecommender(ctx.n_users, ctx.n_items, cfg.dim, encoder, fusion, user_encoder, scorer,
+                          features=ctx.features if keep_features else None, reg=cfg.reg, coupling_mu=mu)
+    with torch.no_grad():
+        fusion.init_item_ids(model.item_emb.weight)  # e.g. gated fusion's PCA initialisation
+    return model

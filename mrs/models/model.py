@@ -119,6 +119,7 @@ class CPRecommender(Recommender):
         if generator is None:
             generator = torch.Generator().manual_seed((torch.initial_seed() + epoch) % 2 ** 63)
         self.encoder.on_epoch_start(epoch, generator)
+        self.fusion.on_epoch_start(epoch)
 
     def fusion_weights(self) -> dict[str, float]:
         return self.fusion.weights()

@@ -87,6 +87,12 @@ def synthesize(job: SynthJob) -> dict:
             "n_cold_items": int((p.item_popularity == 0).sum()),
             "rank": p.rank, "n_clusters": int(cfg.n_clusters),
             "clusters": _cluster_words(content, p),
+            **({"sequential": {"seq_strength": cfg.seq_strength,
+                               "cluster_successor": p.cluster_successor.tolist(),
+                               "rule": "with prob seq_strength a user's next pick's cluster is "
+                                       "cluster_successor[cluster of their previous pick]; the item "
+                                       "inside it follows the cluster's popularity"}}
+               if p.cluster_successor is not None else {}),
             **res,
             "seconds": round(time.perf_counter() - t0, 2),
         }

@@ -57,12 +57,14 @@ class SynthConfig:
     end: str = "2020-09-22"       # last day, inclusive
     online_share: float = 0.7     # hm: P(sales_channel_id = 2), independent of the user
     text_noise: float = 0.2       # chance an item word is drawn from the global vocabulary instead
+    seq_strength: float = 0.0     # P(next pick's cluster = succ[cluster of the user's previous pick]); 0 = off
 
     def validate(self) -> None:
         for f in ("n_users", "n_items", "n_interactions", "n_styles", "n_seasons"):
             if getattr(self, f) < 1:
                 raise MrsError(f"{f} must be >= 1, got {getattr(self, f)}")
-        for f in ("context_leak", "cold_fraction", "text_noise", "online_share", "centroid_mix"):
+        for f in ("context_leak", "cold_fraction", "text_noise", "online_share", "centroid_mix",
+                  "seq_strength"):
             if not 0.0 <= getattr(self, f) <= 1.0:
                 raise MrsError(f"{f} must be in [0, 1], got {getattr(self, f)}")
         if self.cold_fraction >= 1.0 or self.n_items * (1 - self.cold_fraction) < 1:
@@ -113,6 +115,18 @@ class Planted:
     item_popularity: np.ndarray  # (I,) w_i, normalised to sum 1 within each cluster; 0 = cold
     user_activity: np.ndarray    # (U,) interactions planted per user
     cluster_slice: np.ndarray    # (K, 3) each cluster's (home context, style, season)
+    cluster_successor: np.ndarray | None = None  # (K,) succ[k]: the sequential transition (seq_strength > 0)
+    seq_strength: float = 0.0    # ρ: P(cluster = succ[previous cluster]) for a user's next pick
+
+    def transition_matrix(self) -> np.ndarray | None:
+        """``(K, K)`` the planted part of P(next cluster | previous cluster): ``ρ`` on
+        ``succ[k]``; the remaining ``1 − ρ`` follows the CP score of the pick's (u, c, t)."""
+        if self.cluster_successor is None:
+            return None
+        K = self.rank
+        m = np.zeros((K, K))
+        m[np.arange(K), self.cluster_successor] = self.seq_strength
+        return m
 
     @property
     def rank(self) -> int:
@@ -223,7 +237,14 @@ def plant(cfg: SynthConfig) -> Planted:
             w[members] /= w[members].sum()
     activity = _user_activity(rng, cfg)
     slices = np.stack([comp_ctx, comp_style, comp_season], 1).astype(np.int32)
-    return Planted(taste, T, C, cfg.centroid_mix, cluster.astype(np.int32), w, activity, slices)
+    succ = None
+    if cfg.seq_strength > 0:  # its own stream: every other draw is unchanged by the option
+        alive = np.bincount(cluster[w > 0], minlength=K) > 0
+        live = np.flatnonzero(alive)
+        succ = np.full(K, -1, np.int64)
+        succ[live] = np.random.default_rng([cfg.seed, 5]).permutation(live)
+    return Planted(taste, T, C, cfg.centroid_mix, cluster.astype(np.int32), w, activity, slices,
+                   succ, cfg.seq_strength)
 
 
 def _user_activity(rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
@@ -281,6 +302,7 @@ def sample(p: Planted, cfg: SynthConfig, context_rule: str = "channel",
     total = within[np.maximum(ends, 0)][k_sorted]
     cum = k_sorted + np.divide(within, total, out=np.zeros_like(within), where=total > 0)
     chunk_size = -(-max(chunk_size, 1) // RNG_BLOCK) * RNG_BLOCK  # whole random blocks per chunk
+    last = np.full(cfg.n_users, -1, np.int64)  # each user's previous cluster (sequential transitions)
     for lo in range(0, len(users), chunk_size):
         u, d = users[lo:lo + chunk_size], days[lo:lo + chunk_size]
         m = month_of(d)
@@ -294,9 +316,33 @@ def sample(p: Planted, cfg: SynthConfig, context_rule: str = "channel",
                 raise MrsError(f"unknown context rule {context_rule!r}")
             k[sl] = p.draw_clusters(u[sl], c[sl], m[sl], brng)
             x[sl] = brng.random(sl.stop - sl.start)
+        if p.cluster_successor is not None:
+            switch = np.concatenate([r.random(sl.stop - sl.start) for sl, r in block_rngs(cfg.seed, 4, lo, lo + len(u))])
+            k = follow_transitions(u, k, switch < p.seq_strength, p.cluster_successor, last)
         pos = np.searchsorted(cum, k + x * (1 - 1e-12), side="right")
         pos = np.minimum(pos, len(cum) - 1)
         yield Chunk(u, by_cluster[pos].astype(np.int32), d, c, m, k.astype(np.int16))
+
+
+def follow_transitions(u: np.ndarray, k: np.ndarray, switch: np.ndarray, succ: np.ndarray,
+                       last: np.ndarray) -> np.ndarray:
+    """Rows in time order: where ``switch`` and the user has a previous pick, the cluster becomes
+    ``succ[previous cluster]`` (the previous one *after* its own switch, so chains follow).
+    ``last (U,)`` carries each user's latest cluster across chunks (updated in place). One
+    vectorised step per occurrence rank of a user within the chunk, not a loop over rows."""
+    k = k.copy()
+    order = np.argsort(u, kind="stable")
+    us = u[order]
+    first = np.r_[True, us[1:] != us[:-1]]
+    starts = np.flatnonzero(first)
+    occ = np.arange(len(us)) - np.repeat(starts, np.diff(np.r_[starts, len(us)]))  # rank within user
+    for j in range(int(occ.max()) + 1 if len(occ) else 0):
+        rows = order[occ == j]                                    # one row per user, in time order
+        prev = last[u[rows]]
+        go = switch[rows] & (prev >= 0)
+        k[rows[go]] = succ[prev[go]]
+        last[u[rows]] = k[rows]
+    return k
 
 
 RNG_BLOCK = 1 << 16  # rows per random stream, so the output bytes do not depend on chunk_size

@@ -25,6 +25,8 @@ def save_planted(path: str | Path, p: Planted, item_ids: np.ndarray,
               "centroid_mix": np.float64(p.centroid_mix), "item_cluster": p.item_cluster,
               "item_popularity": p.item_popularity, "user_activity": p.user_activity,
               "cluster_slice": p.cluster_slice,
+              **({"cluster_successor": p.cluster_successor, "seq_strength": np.float64(p.seq_strength)}
+                 if p.cluster_successor is not None else {}),
               "item_ids": np.char.encode(np.asarray(item_ids).astype(str), "ascii")}  # bytes: 1/4 of U
     if user_ids is not None:
         arrays["user_ids"] = np.char.encode(np.asarray(user_ids).astype(str), "ascii")
@@ -38,6 +40,8 @@ def load_planted(path: str | Path) -> tuple[Planted, dict[str, np.ndarray]]:
     """``planted.npz`` -> (the ``Planted`` model, the raw id arrays ``item_ids`` / ``user_ids``)."""
     with np.load(path) as z:
         p = Planted(z["user_taste"], z["time_factors"], z["context_factors"], float(z["centroid_mix"]),
-                    z["item_cluster"], z["item_popularity"], z["user_activity"], z["cluster_slice"])
+                    z["item_cluster"], z["item_popularity"], z["user_activity"], z["cluster_slice"],
+                    z["cluster_successor"] if "cluster_successor" in z else None,
+                    float(z["seq_strength"]) if "seq_strength" in z else 0.0)
         ids = {k: np.char.decode(z[k], "ascii") for k in ("item_ids", "user_ids") if k in z}
     return p, ids

@@ -65,6 +65,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
         self._evaluators: dict = {}
         self.dist = Dist()  # single process unless run_train joined a torchrun job
+        self.seq = None  # mrs.train.sequences.SequenceData when the user encoder is sequential
 
     @classmethod
     def build(cls, cfg: TrainConfig, generator: torch.Generator | None = None,
@@ -93,13 +94,20 @@ class Trainer:
         sampler = NegativeSampler(triples.users.cpu(), triples.items.cpu(), ds.n_items, seed=tc.seed,
                                   strategy=tc.negatives, candidates=tc.n_candidates, pick=tc.hard,
                                   temperature=tc.temperature)
-        return cls(cfg, ds, triples, model, sampler, generator, device)
+        tr = cls(cfg, ds, triples, model, sampler, generator, device)
+        if model.user_encoder.sequential:
+            from mrs.train.sequences import SequenceData
+            tr.seq = SequenceData(ds, cfg.model.seq_len, cfg.model.seq_ties, tc.seed)
+        return tr
 
     # ---------------------------------------------------------------- one epoch
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the train triples; returns the mean loss and its parts."""
         from mrs.models.base import Batch
 
+        if self.seq is not None:  # sequential user encoder: next-item sequences, not BPR triples
+            from mrs.train.sequences import train_epoch_seq
+            return train_epoch_seq(self, epoch)
         t, model, tc = self.triples, self.model, self.cfg.train
         model.train()
         model.on_epoch_start(epoch, self.generator)
@@ -156,6 +164,8 @@ class Trainer:
             weights = user_query_mode_weights(self.ds.mode_names, self.triples.modes,
                                               self.ds.mode_cardinalities, self.cfg.eval.request_modes)
         self.model.eval()
+        if self.seq is not None:  # queries read the history before the split
+            self.model.user_encoder.set_history(self.seq.history(split))
         emb = self.model.encode()
 
         def score_fn(users: torch.Tensor, modes: torch.Tensor, items: slice | None = None) -> torch.Tensor:
@@ -207,6 +217,9 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
         device = rank_device(dist, resolve_device(cfg.train.device, key="train.device"))
         tr = Trainer.build(cfg, generator, device)  # data, features and model first: a bad config or dataset leaves no run dir
         tr.dist = dist
+        if dist.enabled and tr.seq is not None:
+            raise MrsError(f"model.user_encoder={cfg.model.user_encoder!r}: sequential training does not "
+                           f"run under torchrun yet; train it in one process")
         dist.sparse_grads = cfg.train.sparse_grads
         if not dist.enabled:
             with run_dir(out, LAST), _run_lock(out):  # failing before a checkpoint removes the new run dir
@@ -287,6 +300,9 @@ def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
         metrics = _final_metrics(tr, out, state, evaluate_test)
         if not main:
             return metrics
+        if tr.seq is not None:  # users whose query has no earlier interaction: counted, not dropped
+            metrics["sequence"] = {"users_without_history": dict(tr.seq.n_empty),
+                                   "train_sequences": len(tr.seq.train)}
         write_json_atomic(out / "metrics.json", metrics)
         from mrs.train.plots import plot_history
 

@@ -48,3 +48,13 @@ def test_compare_bad_variant_names_the_variant(tiny_data, tmp_path, capsys):
     assert mrs_main(["compare", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "variant 'x'" in err and "'model.encodr'" in err
+
+
+def test_a_variants_nested_override_does_not_leak_into_the_next(tmp_path):
+    from mrs.train.compare import load_compare
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {features: [a, b]}\nvariants:\n"
+                   "  - {name: one, set: {data.features: [a]}}\n  - {name: two}\n")
+    (_, one), (_, two) = load_compare(cfg)[0]
+    assert one.data.features == ["a"] and two.data.features == ["a", "b"]
