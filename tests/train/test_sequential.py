@@ -111,8 +111,11 @@ def test_one_interaction_users_are_handled(tmp_path):
                                    "wandb.enabled=false"])
     m = run_train(cfg, tmp_path / "run")
     assert m["sequence"]["users_without_history"]["test"] == 6
-    # every user's test item is a query (minus those already bought in train, masked out)
-    assert m["n_queries"]["test"]["all"] + m["eval_info"]["test"]["n_dropped_queries"] == 60
+    # every user's test item is a query (minus those already bought in train, masked out); the
+    # one-interaction users have no train row, so theirs form the cold_user slice, not "all"
+    n = m["n_queries"]["test"]
+    assert n["cold_user"] == 6
+    assert n["all"] + n["cold_user"] + m["eval_info"]["test"]["n_dropped_queries"] == 60
 
 
 def test_sasrec_recovers_planted_transitions_that_an_id_model_cannot(tmp_path):
