@@ -17,7 +17,7 @@
 
 Why PyG's fused path is the default: it runs ``torch.sparse.mm(a, x, "sum")``, the CPU
 ``spmm_reduce`` kernel, where :func:`mrs.graph.spmm` runs ``a @ x``; on 2 CPU cores a Sports
-epoch takes 0.76-0.79x as long (``experiments/benchmarks/README.md``).
+epoch took 0.73-0.79x as long in three runs (``experiments/benchmarks/README.md``).
 
 torch_geometric is imported only by this module, and this module only when a model propagates
 with PyG, so ``mf`` and ``csr`` runs never pay for importing it. With ``torch-scatter``
