@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from mrs.train.config import load_train_config
-from mrs.train.trainer import Trainer
+from mrs.train.trainer import Trainer, configure_process
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "sports_lightgcn.yaml"
 BACKENDS = ("csr", "pyg")
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per backend (after one warm-up)")
     ap.add_argument("--encoders", nargs="+", default=["lightgcn"], choices=["lightgcn", "freedom"])
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    configure_process(a.threads)  # as `mrs train` does: torch threads and glibc's allocator thresholds
     import torch_geometric
     import torch_geometric.typing as pyg_typing
 
