@@ -15,9 +15,8 @@
   gather of ``E x r`` messages and a scatter (LGConv's default on an edge list; the benchmark
   ``experiments/benchmarks/bench_graph_backend.py`` times both).
 
-Why PyG's fused path is the default: it runs ``torch.sparse.mm(a, x, "sum")``, the CPU
-``spmm_reduce`` kernel, where :func:`mrs.graph.spmm` runs ``a @ x``; on 2 CPU cores a Sports
-epoch took 0.73-0.79x as long in three runs (``experiments/benchmarks/README.md``).
+Not the default: with ``mrs train``'s process settings a Sports LightGCN epoch took longer with
+this backend than with our CSR blocks (``experiments/benchmarks/README.md``).
 
 torch_geometric is imported only by this module, and this module only when a model propagates
 with PyG, so ``mf`` and ``csr`` runs never pay for importing it. With ``torch-scatter``

@@ -35,7 +35,7 @@ class ModelConfig:
     scorer: str = field(default="cp", metadata={"registry": SCORERS})  # CP over the extra modes
     dim: int = 64  # embedding size r (per block for late fusion)
     layers: int = 2  # user-item propagation layers K (lightgcn, freedom)
-    graph_backend: Literal["csr", "pyg"] = "pyg"  # lightgcn/freedom propagation: PyG's LGConv on an EdgeIndex (faster per Sports epoch: experiments/benchmarks/README.md) | our torch.sparse CSR blocks
+    graph_backend: Literal["csr", "pyg"] = "csr"  # lightgcn/freedom propagation: our torch.sparse CSR blocks (faster per Sports epoch: experiments/benchmarks/README.md) | PyG's LGConv on an EdgeIndex
     modes: bool = True  # CP factors for the dataset's extra modes; false = plain user-item model
     fusion: str = field(default="none", metadata={"registry": FUSIONS})  # how item content enters: none | concat | early | late
     joint_dim: int = 64  # early fusion: shared space of the modality projections

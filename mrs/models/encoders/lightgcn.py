@@ -72,11 +72,11 @@ class LightGCNEncoder(Encoder):
     :math:`\mathbf{I}^{(k+1)} = \hat{R}^\top \mathbf{U}^{(k)}`, with the two blocks from
     :func:`mrs.graph.bipartite_blocks` (no ``(U+I, r)`` concatenation per step).
 
-    ``backend="pyg"`` (``model.graph_backend``, the config default: faster per Sports epoch, see
-    ``experiments/benchmarks/README.md``) propagates the same graph with PyG: one ``(U+I)``-node
-    :class:`~torch_geometric.EdgeIndex` normalised by ``gcn_norm``, one ``LGConv`` per layer
-    (:mod:`mrs.graph_pyg`); same embeddings and gradients (``tests/models/test_graph_backend.py``).
-    The constructor defaults to ``csr``, the reference the tests hold PyG to.
+    ``backend="pyg"`` (``model.graph_backend``) propagates the same graph with PyG: one
+    ``(U+I)``-node :class:`~torch_geometric.EdgeIndex` normalised by ``gcn_norm``, one ``LGConv``
+    per layer (:mod:`mrs.graph_pyg`); same embeddings and gradients
+    (``tests/models/test_graph_backend.py``). ``csr`` is the default: faster per Sports epoch
+    (``experiments/benchmarks/README.md``).
 
     Args:
         r_ui: ``R̂ (U, I)`` sparse CSR. r_iu: ``R̂ᵀ (I, U)`` sparse CSR.
