@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mrs.train.config import load_train_config
-from mrs.train.trainer import Trainer
+from mrs.train.trainer import Trainer, configure_process
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "sports_lightgcn.yaml"
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def timings(a: argparse.Namespace) -> None:
-    torch.set_num_threads(a.threads)
+    configure_process(a.threads)  # threads and glibc allocator thresholds, as `mrs train` sets them
     base = [f"data.dir={a.data}", "model.encoder=lightgcn", "model.dim=64", "model.layers=2",
             "model.modes=false", "train.batch_size=2048", f"train.device={a.device}",
             f"train.num_threads={a.threads}", "eval.bootstrap=0"]
