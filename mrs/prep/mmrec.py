@@ -32,6 +32,7 @@ from mrs.data.prepared import items_checksum, write_prepared
 from mrs.errors import MrsError
 from mrs.prep.common import BadRows, input_checksum, log, nonempty, require_file
 from mrs.prep.csvread import read_csv_typed, read_header
+from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.splits import split_leave_last_out, split_mmrec
 
@@ -48,6 +49,8 @@ class MMRecConfig:
     features: bool = True                       # convert image_feat.npy / text_feat.npy
     max_bad_frac: float = 0.01                  # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"  # input checksum (stat: size+mtime)
+    overwrite: bool = False                     # replace an earlier prepared dataset at out (its features/ and images/ stay)
+    discard_derived: bool = False              # with overwrite: also delete its features/, images/ and cache/
 
 
 def check_feature_file(path: Path, n_items: int) -> np.ndarray:
@@ -87,6 +90,7 @@ def prepare_mmrec(cfg: MMRecConfig) -> Path:
         raise MrsError(f"mmrec --dir: not a directory: {root}")
     name = cfg.name or root.name
     path = require_file(root / f"{name}.inter", "mmrec --dir/--name")
+    carry = prepare_out(cfg.out, [root], cfg.overwrite, cfg.discard_derived)  # before the read
     header = read_header(path, "\t")
     if cfg.split == "x_label" and "x_label" not in header:
         raise MrsError(f"{path}: no 'x_label' column (MMRec's split); pass --split mmrec or "
@@ -136,11 +140,12 @@ def prepare_mmrec(cfg: MMRecConfig) -> Path:
     out = write_prepared(cfg.out, inter, items, users, name=name, source="mmrec", modes={},
                          params=asdict(cfg), input_checksum=checksum,
                          extra={"input_checksum_kind": kind, "bad_rows": {path.name: bad.summary()},
-                                "features": {m: FEATURE_FILES[m] for m in arrays}})
+                                "features": {m: FEATURE_FILES[m] for m in arrays}}, carry=carry)
     try:
         write_feature_stores(out, arrays, ids, "mmrec")
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # no half-prepared dataset
+        if not carry:  # a new directory: no half-prepared dataset; never delete carried user files
+            shutil.rmtree(out, ignore_errors=True)
         raise
     log.info("%s: %d users, %d items, %d interactions, features %s -> %s", name, n_users, n_items,
              len(inter), sorted(arrays) or "none", out)

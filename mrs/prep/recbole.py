@@ -29,6 +29,7 @@ from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
 from mrs.prep.common import BadRows, factorize, input_checksum, log, nonempty, require_file
 from mrs.prep.csvread import read_csv_typed, read_header
+from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.splits import split_leave_last_out, split_mmrec
 
@@ -44,6 +45,8 @@ class RecBoleConfig:
     seed: int = 2023                            # seeds split=mmrec
     max_bad_frac: float = 0.01                  # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"  # input checksum (stat: size+mtime)
+    overwrite: bool = False                     # replace an earlier prepared dataset at out (its features/ and images/ stay)
+    discard_derived: bool = False              # with overwrite: also delete its features/, images/ and cache/
 
 
 def parse_header(path: Path) -> tuple[list[str], dict[str, str]]:
@@ -92,6 +95,7 @@ def prepare_recbole(cfg: RecBoleConfig) -> Path:
     name = cfg.name or root.name
     trio = [root / f"{name}.{s}.inter" for s in ("train", "valid", "test")]
     paths = trio if all(p.is_file() for p in trio) else [require_file(root / f"{name}.inter", "recbole --dir/--name")]
+    carry = prepare_out(cfg.out, [root], cfg.overwrite, cfg.discard_derived)  # before the read
     bads, frames = {}, []
     for label, path in enumerate(paths):
         bad = BadRows(str(path), max_frac=cfg.max_bad_frac)
@@ -152,7 +156,7 @@ def prepare_recbole(cfg: RecBoleConfig) -> Path:
                          params=asdict(cfg), input_checksum=checksum,
                          extra={"input_checksum_kind": kind, "bad_rows": bads,
                                 "split_from": "files" if len(paths) == 3 else cfg.split,
-                                "items_without_metadata": int((items["text"] == "").sum())})
+                                "items_without_metadata": int((items["text"] == "").sum())}, carry=carry)
     log.info("%s: %d users, %d items, %d interactions -> %s", name, len(user_ids), len(item_ids), len(inter), out)
     return out
 

@@ -153,3 +153,32 @@ def test_negative_windows_are_refused(tmp_path, cli_error):
     rc, err = cli_error(["prepare", "hm", "--raw", str(raw), "--out", str(tmp_path / "d"), "--set", "test_days=-7"])
     assert "config key 'test_days' must be >= 0, got -7" in err
     assert not (tmp_path / "d").exists()
+
+
+MMREC_INTER = "userID\titemID\trating\ttimestamp\tx_label\n" + "".join(
+    f"{u}\t{i}\t5\t{t}\t{t - 1}\n" for u in range(3) for t, i in ((1, u), (2, (u + 1) % 3), (3, (u + 2) % 3)))
+RECBOLE_INTER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "".join(
+    f"u{u}\ti{i}\t5\t{t}\n" for u in range(3) for t, i in ((1, u), (2, (u + 1) % 3), (3, (u + 2) % 3)))
+
+
+@pytest.mark.parametrize("source,inter", [("mmrec", MMREC_INTER), ("recbole", RECBOLE_INTER)])
+def test_mmrec_and_recbole_out_follow_the_same_rules(tmp_path, cli_error, source, inter):
+    src = tmp_path / "baby"
+    src.mkdir()
+    (src / "baby.inter").write_text(inter)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("three years of work")
+    rc, err = cli_error(["prepare", source, "--dir", str(src), "--out", str(mine)])
+    assert "did not write (holds thesis.tex)" in err and sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+    rc, err = cli_error(["prepare", source, "--dir", str(src), "--out", str(src)])
+    assert "is the same as the input" in err and sorted(p.name for p in src.iterdir()) == ["baby.inter"]
+    out = tmp_path / "ds"
+    assert main(["prepare", source, "--dir", str(src), "--out", str(out)]) == 0
+    (out / "features").mkdir()
+    (out / "features" / "text-x.h5").write_text("extracted")
+    rc, err = cli_error(["prepare", source, "--dir", str(src), "--out", str(out)])
+    assert "pass --overwrite" in err
+    assert main(["prepare", source, "--dir", str(src), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "features" / "text-x.h5").read_text() == "extracted"
+    assert load_prepared(out).n_users == 3
