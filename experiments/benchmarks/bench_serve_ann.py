@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mrs.serve.index import IndexSpec
+
 
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
@@ -69,14 +71,14 @@ def main() -> int:
     p.add_argument("--users", type=int, default=35598)
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_serve"))
-    p.add_argument("--ef-search", type=int, default=128)
+    p.add_argument("--ef-search", type=int, default=IndexSpec().ef_search)
     p.add_argument("--ef-construction", type=int, default=200)
     p.add_argument("--hnsw-m", type=int, default=32)
     args = p.parse_args()
     import faiss
     import torch
 
-    from mrs.serve.index import AnnIndex, IndexSpec
+    from mrs.serve.index import AnnIndex
     from mrs.serve.model import ServedModel
     from mrs.serve.service import RecommendService
 

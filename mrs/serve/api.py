@@ -8,15 +8,21 @@
     GET  /health             model checksum and counts
 
 Bad input is HTTP 422 with FastAPI's error layout (``{"detail": [{"loc": [...], "msg": ...}]}``),
-the ``loc`` naming the field; an unknown item in a path is 404. Handlers are plain functions, so
-uvicorn runs them in its thread pool; the factors and the faiss index are read-only while serving,
-and an added item becomes visible by swapping one reference (:mod:`mrs.serve.model`).
+the ``loc`` naming the field; an unknown item in a path is 404. A ``/recommend`` that costs well
+under a millisecond (an ANN search, or exact scoring of a small catalogue) runs on the event loop:
+the hop to a worker thread and back costs more than the work (measured in
+``experiments/benchmarks/bench_serve_http.py``). One that scans a large catalogue (exact or
+exploring at > ``INLINE_MAX_ITEMS``), batches, new items and the rest are plain functions that
+uvicorn runs in its thread pool, so they never stall the loop. The factors and the faiss index are
+read-only while serving, and an added item becomes visible by swapping one reference
+(:mod:`mrs.serve.model`).
 """
 from __future__ import annotations
 
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +30,7 @@ from mrs.errors import MrsError
 from mrs.serve.service import RecommendService
 
 MAX_BATCH = 1000
+INLINE_MAX_ITEMS = 200_000  # exact scoring of 200K × 64-d is ~2 ms on one core: the most we block the loop
 
 
 class RecommendRequest(BaseModel):
@@ -82,10 +89,14 @@ def create_app(service: RecommendService) -> FastAPI:
                                  req.retrieval, history=req.history, explore=req.explore,
                                  explore_strength=req.explore_strength)
 
+    def cheap(req: RecommendRequest) -> bool:
+        scans_catalogue = (req.retrieval or service.retrieval) == "exact" or req.explore != "none"
+        return not scans_catalogue or service.model.n_items <= INLINE_MAX_ITEMS
+
     @app.post("/recommend")
-    def recommend(req: RecommendRequest):
+    async def recommend(req: RecommendRequest):
         try:
-            return one(req)
+            return one(req) if cheap(req) else await run_in_threadpool(one, req)
         except MrsError as e:
             return _error(e)
 

@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mrs.serve.index import IndexSpec  # numpy only: faiss is imported when an index is built or loaded
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     e = subparsers.add_parser(
@@ -54,11 +56,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "user embedding + CP rerank")
     p.add_argument("--candidates", type=int, default=300, help="two_stage: ANN candidates reranked")
     p.add_argument("--index", choices=["hnsw", "ivf", "ivfpq"], default="hnsw")
-    p.add_argument("--ef-search", type=int, default=128, help="HNSW query beam")
+    p.add_argument("--ef-search", type=int, default=IndexSpec().ef_search, 
+                   help="HNSW query beam (default %(default)s)")
 
 
 def _open(args: argparse.Namespace):
-    from mrs.serve.index import IndexSpec
     from mrs.serve.service import RecommendService
 
     spec = IndexSpec(kind=args.index, ef_search=args.ef_search)
@@ -70,7 +72,7 @@ def _export(args: argparse.Namespace) -> int:
 
     out = export_run(args.run_dir, args.out, force=args.force)
     if args.index != "none":
-        from mrs.serve.index import AnnIndex, IndexSpec
+        from mrs.serve.index import AnnIndex
         from mrs.serve.model import ServedModel
 
         m = ServedModel.load(out)

@@ -34,7 +34,9 @@ class IndexSpec:
     kind: Literal["hnsw", "ivf", "ivfpq"] = "hnsw"
     hnsw_m: int = 32            # HNSW links per node
     ef_construction: int = 200  # HNSW build-time beam
-    ef_search: int = 128        # HNSW query-time beam (raised to k when k is larger)
+    # HNSW query-time beam (raised to k when larger). At 1M items recall@20 was 0.980 with 128,
+    # 0.991 with 256 and 0.9935 with 384 at 15.5x the speed of exact ranking (bench_serve_ann.py).
+    ef_search: int = 384
     nlist: int = 0              # IVF cells; 0 = 4·sqrt(n_items)
     nprobe: int = 32            # IVF cells visited per query
     pq_m: int = 16              # IVF-PQ sub-quantisers (must divide dim)
