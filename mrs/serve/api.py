@@ -90,6 +90,8 @@ def create_app(service: RecommendService) -> FastAPI:
                                  explore_strength=req.explore_strength)
 
     def cheap(req: RecommendRequest) -> bool:
+        if req.history is not None:
+            return False  # a transformer forward: in a worker thread (torch releases the GIL)
         scans_catalogue = (req.retrieval or service.retrieval) == "exact" or req.explore != "none"
         return not scans_catalogue or service.model.n_items <= INLINE_MAX_ITEMS
 
