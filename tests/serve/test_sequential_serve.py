@@ -76,7 +76,7 @@ def test_user_rows_are_the_models_states_and_rank_as_the_model(seq_served):
     ctx, month = ds.meta["modes"]["context"]["labels"], ds.meta["modes"]["time"]["labels"]
     uids = ds.users.sort_values("user")["user_id"].astype(str).tolist()
     ids = ds.items.sort_values("item")["item_id"].astype(str).to_numpy()
-    users = np.arange(0, ds.n_users, 3)
+    users = np.arange(0, ds.n_users, 5)
     for c, t in [(0, 0), (1, 7)]:
         with torch.no_grad():
             scores = model.full_sort_predict(torch.as_tensor(users), torch.tensor([[c, t]]).repeat(len(users), 1))
@@ -196,3 +196,65 @@ def _safetensor_keys(path) -> list[str]:
 
     with safe_open(str(path), "np") as f:
         return list(f.keys())
+
+
+@pytest.mark.parametrize("seq_served", [("sasrec", "none")], indirect=True)
+def test_loopback_server_answers_concurrent_history_requests(seq_served):
+    """A real uvicorn server, 4 client threads: every history request (run in the worker pool,
+    the transformer called from several threads at once) gets the same list as the service."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    import uvicorn
+
+    from tests.serve.test_api import _free_port
+
+    data, run, model_dir, model, ds = seq_served
+    svc = RecommendService.open(model_dir, retrieval="exact")
+    _, raw = _all_split_history(ds)
+    want = [_ids(svc.recommend(None, k=8, history=raw[u])) for u in range(ds.n_users)]
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    try:
+        deadline = time.time() + 30
+        while not server.started:
+            assert time.time() < deadline and th.is_alive()
+            time.sleep(0.05)
+
+        local = threading.local()
+
+        def work(j: int) -> tuple[int, list[str]]:
+            if not hasattr(local, "client"):  # one keep-alive connection per client thread
+                local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+            r = local.client.post("/recommend", json={"history": raw[j % ds.n_users], "k": 8})
+            return r.status_code, _ids(r.json()) if r.status_code == 200 else []
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(work, range(ds.n_users)))
+        for j, (status, items) in enumerate(results):
+            assert status == 200 and items == want[j % ds.n_users], j
+        batch = httpx.post(f"http://127.0.0.1:{port}/recommend/batch", timeout=30, json={
+            "requests": [{"history": raw[0], "k": 8}, {"user": svc.model.user_ids[1], "k": 8}]}).json()
+        assert _ids(batch["results"][0]) == want[0]
+    finally:
+        server.should_exit = True
+        th.join(10)
+
+
+@pytest.mark.parametrize("seq_served", [("bert4rec", "early")], indirect=True)
+def test_cli_recommend_with_a_history(seq_served, capsys):
+    from mrs.cli import main
+
+    data, run, model_dir, model, ds = seq_served
+    svc = RecommendService.open(model_dir, retrieval="exact")
+    _, raw = _all_split_history(ds)
+    capsys.readouterr()
+    assert main(["recommend", "--model", str(model_dir), "--retrieval", "exact", "-k", "4",
+                 "--history", ",".join(["nope", *raw[4]])]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "history: %d known, 1 unknown ids" % len(raw[4]) in lines[0]
+    assert [ln.split()[1] for ln in lines[1:]] == _ids(svc.recommend(None, k=4, history=raw[4]))
