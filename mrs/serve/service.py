@@ -14,6 +14,10 @@ catalogue, and ANN with a filter loses recall). Items added while serving are fe
 always scored exactly and merged with the ANN candidates. An unknown user gets the most popular
 items of the query's context (``"fallback": "popular"``). ``explore`` (ucb / thompson,
 :mod:`mrs.serve.explore`) perturbs every item's score, so it always ranks exactly.
+
+Sequential user encoders (:mod:`mrs.serve.sequential`): a request's ``history`` of raw item ids
+gives the state that replaces the user row ``u`` in ``q`` (and in two-stage's ANN query); with
+``exclude_seen`` the history's items are dropped. A history wins over a ``user`` given with it.
 """
 from __future__ import annotations
 
