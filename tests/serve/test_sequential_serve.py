@@ -258,3 +258,23 @@ def test_cli_recommend_with_a_history(seq_served, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert "history: %d known, 1 unknown ids" % len(raw[4]) in lines[0]
     assert [ln.split()[1] for ln in lines[1:]] == _ids(svc.recommend(None, k=4, history=raw[4]))
+
+
+def test_restrict_explore_and_broken_sequential_weights(seq_served):
+    from safetensors.numpy import load_file
+
+    from mrs.errors import MrsError
+    from mrs.serve.sequential import HistoryEncoder
+
+    data, run, model_dir, model, ds = seq_served
+    svc = RecommendService.open(model_dir, retrieval="exact")
+    _, raw = _all_split_history(ds)
+    full = _ids(svc.recommend(None, k=svc.model.n_items, history=raw[3]))
+    sub = full[::7]  # restrict ranks exactly over the subset: the full ranking's order, filtered
+    assert _ids(svc.recommend(None, k=len(sub), history=raw[3], restrict=sub[::-1])) == sub
+    r = svc.recommend(None, k=5, history=raw[3], explore="ucb", explore_strength=0.0)
+    assert r["explore"]["kind"] == "ucb" and _ids(r) == full[:5]  # β = 0: no bonus
+    tensors = load_file(str(model_dir / FACTORS))
+    del tensors["seq.pos.weight"]
+    with pytest.raises(MrsError, match="missing tensor 'seq.pos.weight'"):
+        HistoryEncoder(svc.model.manifest["sequential"], tensors, len(svc.model.item_ids))
