@@ -40,7 +40,7 @@ def export_sequential(model: Any, ds: Any, cfg: Any, item: torch.Tensor,
     ``seq_len`` items over all splits, ordered by ``ts`` then ``model.seq_ties`` (as training)."""
     from tqdm.auto import tqdm
 
-    from mrs.train.sequences import _left_pad, time_order
+    from mrs.train.sequences import _left_pad, time_order  # training's order and padding
 
     ue = model.user_encoder
     order = time_order(ds, cfg.model.seq_ties, cfg.train.seed)
@@ -60,7 +60,7 @@ def export_sequential(model: Any, ds: Any, cfg: Any, item: torch.Tensor,
     mc = cfg.model
     spec = {"kind": cfg.model.user_encoder, "seq_len": int(mc.seq_len), "blocks": int(mc.seq_blocks),
             "heads": int(mc.seq_heads), "dim": int(item.shape[1]), "dropout": float(mc.seq_dropout),
-            "ties": mc.seq_ties, "history": "all splits",
+            "ties": mc.seq_ties, "user_rows": "state after the last seq_len items of all splits",
             "users_without_history": int((hist == ds.n_items).all(1).sum())}
     return state, weights, spec
 
