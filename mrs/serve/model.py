@@ -156,8 +156,8 @@ class ServedModel:
         """``q (B, R) = U[users] ⊙ Π_j M_j[label_j]`` (same operation order as the CP scorer);
         ``rows (B, R)``, when given, replace ``U[users]`` (a sequential model's history states)."""
         q = self.user[torch.as_tensor(np.asarray(users, dtype=np.int64))] if rows is None else rows
-        for rows in self.mode_rows(labels):
-            q = q * rows
+        for mode_row in self.mode_rows(labels):
+            q = q * mode_row
         return q
 
     # ------------------------------------------------------------------ histories (sequential models)
