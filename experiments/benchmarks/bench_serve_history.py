@@ -67,6 +67,25 @@ def main() -> None:
                == [x["id"] for x in svc.recommend(None, k=a.k, retrieval="exact", history=history(u))["items"]]
                for u in users)
     print(f"agreement: {same}/{len(users)} users get the same exact top-{a.k} by history as by user id")
+    # and the trained model's own full ranking after the same (all-splits) history
+    from mrs.safe_load import load_torch_file
+    from mrs.train.trainer import Trainer
+
+    tr = Trainer.build(cfg, device=torch.device("cpu"))
+    tr.model.load_state_dict(load_torch_file(a.run_dir / "best.pt")["model"])
+    model, L = tr.model.eval(), cfg.model.seq_len
+    hist = torch.full((ds.n_users, L), ds.n_items, dtype=torch.long)
+    for u in range(ds.n_users):
+        tail = i_sorted[starts[u]:starts[u + 1]][-L:]
+        hist[u, L - len(tail):] = torch.from_numpy(tail.astype(np.int64))
+    model.user_encoder.set_history(hist)
+    with torch.no_grad():
+        scores = model.full_sort_predict(torch.as_tensor(users), torch.zeros(len(users), len(ds.mode_names),
+                                                                              dtype=torch.long))
+    want = torch.topk(scores, a.k, dim=1).indices.numpy()
+    same = sum([x["id"] for x in svc.recommend(uids[u], k=a.k, retrieval="exact")["items"]] == list(ids[want[r]])
+               for r, u in enumerate(users))
+    print(f"agreement: {same}/{len(users)} users get the trained model's own top-{a.k} by user id")
     picks = rng.integers(0, ds.n_users, a.requests)
     hists = [history(u) for u in picks]
     for retrieval in ("exact", "folded"):
