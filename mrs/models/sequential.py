@@ -103,19 +103,25 @@ class SequentialUserEncoder(UserEncoder):
 
     def query_rows(self, users: Tensor, user_emb: Tensor, item_emb: Tensor) -> Tensor:
         """``(B, R)``: the state after each user's history (the last position)."""
-        hist = self.history[users]
-        width = max(1, int((hist != self.n_items).sum(1).max()))  # trim all-padding columns
+        return self.history_rows(self.history[users], item_emb)
+
+    def history_rows(self, hist: Tensor, item_emb: Tensor) -> Tensor:
+        """``(B, R)``: the state after each history ``hist (B, L)``, left-padded with
+        ``len(item_emb)`` (= ``n_items`` in training; a server's token table may hold more rows)."""
+        width = max(1, int((hist != item_emb.shape[0]).sum(1).max()))  # trim all-padding columns
         seq = self.query_seq(hist[:, -width:] if self.causal else hist[:, -width - 1:])
         return self.encode_seq(seq, item_emb)[:, -1]
 
     def encode_seq(self, seq: Tensor, item_emb: Tensor, masked: Tensor | None = None) -> Tensor:
         """States of id sequences ``(B, L)`` -> ``(B, L, R)``; ``masked (B, L)`` bool positions
-        get the [MASK] token (bert4rec); id ``-2`` in ``seq`` also means [MASK]."""
+        get the [MASK] token (bert4rec); id ``-2`` in ``seq`` also means [MASK]; id
+        ``len(item_emb)`` is padding."""
+        pad = item_emb.shape[0]
         is_mask = seq == -2 if masked is None else masked | (seq == -2)
-        tok = self.tokens(seq.clamp(min=0).masked_fill(is_mask, self.n_items), item_emb)
+        tok = self.tokens(seq.clamp(min=0).masked_fill(is_mask, pad), item_emb)
         if self.mask_token is not None:
             tok = torch.where(is_mask[..., None], self.mask_token.to(tok.dtype), tok)
-        return self.states(tok, (seq == self.n_items))
+        return self.states(tok, (seq == pad))
 
 
 @USERS.register("sasrec", rank=10)

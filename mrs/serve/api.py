@@ -8,13 +8,18 @@
     GET  /health             model checksum and counts
 
 Bad input is HTTP 422 with FastAPI's error layout (``{"detail": [{"loc": [...], "msg": ...}]}``),
-the ``loc`` naming the field; an unknown item in a path is 404. A ``/recommend`` that costs well
-under a millisecond (an ANN search, or exact scoring of a small catalogue) runs on the event loop:
-the hop to a worker thread and back costs more than the work (measured in
-``experiments/benchmarks/bench_serve_http.py``). One that scans a large catalogue (exact or
-exploring at > ``INLINE_MAX_ITEMS``), batches, new items and the rest are plain functions that
-uvicorn runs in its thread pool, so they never stall the loop. The factors and the faiss index are
-read-only while serving, and an added item becomes visible by swapping one reference
+the ``loc`` naming the field; an unknown item in a path is 404. ``history`` (raw item ids, oldest
+first) needs a sequential user encoder (:mod:`mrs.serve.sequential`; otherwise 422 naming
+``history``): its state replaces the user's, and the response counts ``history_known`` /
+``history_unknown`` ids.
+
+A ``/recommend`` that costs well under a millisecond (an ANN search, or exact scoring of a small
+catalogue) runs on the event loop: the hop to a worker thread and back costs more than the work
+(measured in ``experiments/benchmarks/bench_serve_http.py``). One with a ``history`` (a
+transformer forward; torch releases the GIL), one that scans a large catalogue (exact or exploring
+at > ``INLINE_MAX_ITEMS``), batches, new items and the rest are plain functions that uvicorn runs
+in its thread pool, so they never stall the loop. The factors and the faiss index are read-only
+while serving, and an added item becomes visible by swapping one reference
 (:mod:`mrs.serve.model`).
 """
 from __future__ import annotations
@@ -90,6 +95,8 @@ def create_app(service: RecommendService) -> FastAPI:
                                  explore_strength=req.explore_strength)
 
     def cheap(req: RecommendRequest) -> bool:
+        if req.history is not None:
+            return False  # a transformer forward: in a worker thread (torch releases the GIL)
         scans_catalogue = (req.retrieval or service.retrieval) == "exact" or req.explore != "none"
         return not scans_catalogue or service.model.n_items <= INLINE_MAX_ITEMS
 

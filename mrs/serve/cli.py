@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "--format hm-kaggle writes the H&M competition's submission file.")
     _model_args(r)
     r.add_argument("--user", help="raw user id")
+    r.add_argument("--history", help="comma-separated raw item ids, oldest first: the state of a "
+                   "sequential user encoder (sasrec / bert4rec) instead of --user's")
     r.add_argument("--users", type=Path, help="file of raw user ids (one per line, or a csv with a "
                    "customer_id / user_id column, e.g. H&M's customers.csv)")
     r.add_argument("--out", type=Path, help="output file for --users (csv; JSON lines with --format jsonl)")
@@ -100,13 +102,14 @@ def _modes(args: argparse.Namespace) -> dict:
 def _recommend(args: argparse.Namespace) -> int:
     from mrs.errors import MrsError
 
-    if (args.user is None) == (args.users is None):
-        raise MrsError("give exactly one of --user ID or --users FILE")
+    history = None if args.history is None else [x for x in args.history.split(",") if x]
+    if (args.user is None and history is None) == (args.users is None):
+        raise MrsError("give exactly one of --user ID (and/or --history IDS) or --users FILE")
     svc = _open(args)
     modes = _modes(args)
-    if args.user is not None:
-        r = svc.recommend(args.user, modes, args.k, args.exclude_seen, explore=args.explore,
-                          explore_strength=args.explore_strength)
+    if args.users is None:
+        r = svc.recommend(args.user, modes, args.k, args.exclude_seen, history=history,
+                          explore=args.explore, explore_strength=args.explore_strength)
         print_recommendation(r)
         return 0
     from mrs.serve.batch import read_user_list, write_batch
@@ -124,6 +127,8 @@ def print_recommendation(r: dict, file=None) -> None:
     file = file or sys.stdout  # looked up at call time (pytest swaps sys.stdout)
     modes = ", ".join(f"{k}={v}" for k, v in r["modes"].items()) or "none"
     note = f"; fallback: {r['fallback']}" if r["fallback"] else ""
+    if "history_known" in r:
+        note += f"; history: {r['history_known']} known, {r['history_unknown']} unknown ids"
     print(f"user {r['user']}  (modes: {modes}; retrieval: {r['retrieval']}{note})", file=file)
     for rank, it in enumerate(r["items"], 1):
         print(f"{rank:>3}  {it['id']}  {it['score']:.4f}", file=file)

@@ -7,7 +7,10 @@ The model directory (self-contained: no dataset directory is read when serving):
                          projection, the source run's config / metrics / git commit, and the
                          sha256 of every file below
     factors.safetensors  user (U, R), item (I, R): the encoder's outputs (graph propagation done
-                         once, late-fusion score scale folded into the user rows); mode.<name>
+                         once, late-fusion score scale folded into the user rows; for a
+                         sequential user encoder the user rows are each user's state after
+                         their last seq_len items over all splits, and seq.* holds the
+                         transformer: :mod:`mrs.serve.sequential`); mode.<name>
                          (n, R): CP factors; item_counts (I,), item_counts_by_mode0 (n_0, I):
                          train frequencies (popularity fallback); seen_indptr (U+1,),
                          seen_indices (nnz,): every item each user has (all splits);
@@ -84,14 +87,17 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
         raise MrsError(f"{run / 'best.pt'}: cannot load into the configured model "
                        f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     model, ds = tr.model.eval(), tr.ds
-    if getattr(USERS.get(cfg.model.user_encoder), "sequential", False):
-        raise MrsError(f"model.user_encoder={cfg.model.user_encoder!r}: exporting sequential user "
-                       f"encoders is not supported yet")
     with torch.no_grad():
         user, item = model.encode()  # (U, R), (I, R): propagation once, late-fusion scale included
     factors = [f.detach() for f in getattr(model.scorer, "factors", [])]
     user, item = user.detach().contiguous(), item.detach().contiguous()  # MF returns its parameters
     t: dict[str, np.ndarray] = {"user": user.numpy(), "item": item.numpy()}
+    sequential: dict[str, Any] | bool = False
+    if getattr(USERS.get(cfg.model.user_encoder), "sequential", False):  # user rows = states
+        from mrs.serve.sequential import export_sequential
+
+        t["user"], weights, sequential = export_sequential(model, ds, cfg, item)
+        t.update(weights)
     modes = []
     train = ds.split("train")
     names = ds.mode_names if factors else []
@@ -129,7 +135,7 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     meta = {
         "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "n_users": ds.n_users, "n_items": ds.n_items, "dim": int(user.shape[1]),
-        "modes": modes, "user_encoder": cfg.model.user_encoder, "sequential": False,
+        "modes": modes, "user_encoder": cfg.model.user_encoder, "sequential": sequential,
         "content": content, "dataset": {"name": ds.name, "source": ds.meta.get("source")},
         "source": {"run_dir": str(run.resolve()), "config": to_dict(cfg),
                    "best_epoch": metrics.get("best_epoch", payload.get("epoch")),

@@ -63,6 +63,11 @@ class ServedModel:
         self.added = Added(factors=np.zeros((0, self.dim), np.float32))
         self._add_lock = threading.Lock()
         self._popular: dict[int, np.ndarray] = {}
+        self.history_encoder = None  # sequential models: raw-id history -> state (mrs.serve.sequential)
+        if manifest.get("sequential"):
+            from mrs.serve.sequential import HistoryEncoder
+
+            self.history_encoder = HistoryEncoder(manifest["sequential"], tensors, len(item_ids))
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -147,12 +152,28 @@ class ServedModel:
         return [self.mode_mix[m] if labels[m] == MIX else self.mode_factors[m][self.mode_index[m][labels[m]]]
                 for m in self.mode_names]
 
-    def query(self, users: np.ndarray, labels: dict[str, str]) -> torch.Tensor:
-        """``q (B, R) = U[users] ⊙ Π_j M_j[label_j]`` (same operation order as the CP scorer)."""
-        q = self.user[torch.as_tensor(np.asarray(users, dtype=np.int64))]
-        for rows in self.mode_rows(labels):
-            q = q * rows
+    def query(self, users: np.ndarray, labels: dict[str, str], rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``q (B, R) = U[users] ⊙ Π_j M_j[label_j]`` (same operation order as the CP scorer);
+        ``rows (B, R)``, when given, replace ``U[users]`` (a sequential model's history states)."""
+        q = self.user[torch.as_tensor(np.asarray(users, dtype=np.int64))] if rows is None else rows
+        for mode_row in self.mode_rows(labels):
+            q = q * mode_row
         return q
+
+    # ------------------------------------------------------------------ histories (sequential models)
+    def history_indices(self, raw: list[str]) -> tuple[np.ndarray, int]:
+        """Raw item ids (oldest first) -> ``(indices of the known ones, number of unknown ones)``.
+        Items added while serving are known (their factors are tokens like any other)."""
+        idx = [self.item_idx(str(x)) for x in raw]
+        known = np.array([j for j in idx if j is not None], dtype=np.int64)
+        return known, len(idx) - len(known)
+
+    def history_states(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """States ``(B, R)`` after histories of item indices; they take ``U[u]``'s place."""
+        if self.history_encoder is None:
+            raise MrsError("history: model has no sequential user encoder "
+                           f"(user_encoder={self.manifest.get('user_encoder')!r}); send 'user' instead")
+        return self.history_encoder.states(histories, self.item_rows)
 
     def popular(self, labels: dict[str, str]) -> np.ndarray:
         """Items by train count in the query's first-mode value (overall when it is unset)."""

@@ -14,6 +14,10 @@ catalogue, and ANN with a filter loses recall). Items added while serving are fe
 always scored exactly and merged with the ANN candidates. An unknown user gets the most popular
 items of the query's context (``"fallback": "popular"``). ``explore`` (ucb / thompson,
 :mod:`mrs.serve.explore`) perturbs every item's score, so it always ranks exactly.
+
+Sequential user encoders (:mod:`mrs.serve.sequential`): a request's ``history`` of raw item ids
+gives the state that replaces the user row ``u`` in ``q`` (and in two-stage's ANN query); with
+``exclude_seen`` the history's items are dropped. A history wins over a ``user`` given with it.
 """
 from __future__ import annotations
 
@@ -70,21 +74,25 @@ class RecommendService:
     def rank(self, users: np.ndarray, labels: dict[str, str], k: int, exclude_seen: bool = False,
              restrict: np.ndarray | None = None, retrieval: Retrieval | None = None,
              explore: str = "none", explore_strength: float = 1.0,
-             generator: torch.Generator | None = None) -> Ranked:
+             generator: torch.Generator | None = None, rows: torch.Tensor | None = None,
+             seen: Csr | None = None) -> Ranked:
         """Top-k for known user indices ``users (B,)`` under one set of mode labels.
-        ``explore`` (:mod:`mrs.serve.explore`) ranks exactly, with a bonus or posterior sample."""
+        ``explore`` (:mod:`mrs.serve.explore`) ranks exactly, with a bonus or posterior sample.
+        ``rows (B, R)`` replace the user rows (history states) and ``seen`` the seen-items table
+        (``users`` then index its rows)."""
         m, retrieval = self.model, retrieval or self.retrieval
         if explore != "none":
             retrieval = "exact"
         added = m.added  # one snapshot per call
         base = int(m.item.shape[0])
-        q = m.query(users, labels)  # (B, R)
-        n_excl = int(np.diff(m.seen_indptr)[users].max()) if exclude_seen and len(users) else 0
+        seen = self._seen if seen is None else seen
+        q = m.query(users, labels, rows)  # (B, R)
+        n_excl = int(np.diff(seen.indptr)[users].max()) if exclude_seen and len(users) else 0
         if restrict is not None:
             if explore != "none":
                 raise MrsError("explore: cannot be combined with restrict (yet)")
             return self._rerank(q, users, np.asarray(restrict, np.int64)[None, :].repeat(len(users), 0),
-                                k, exclude_seen, added)
+                                k, exclude_seen, added, seen)
         if retrieval == "exact":
             scores = q @ m.item.T  # (B, I): the model's full ranking
             if len(added.ids):
@@ -95,7 +103,7 @@ class RecommendService:
                 counts = np.concatenate([self.counts, np.zeros(len(added.ids), np.float32)])
                 scores = explore_scores(scores, q, counts, self.scale, explore, explore_strength, generator)
             if exclude_seen:
-                _mask(scores, self._seen, users)
+                _mask(scores, seen, users)
             kk = min(k, scores.shape[1])
             s, idx = torch.topk(scores, kk, dim=1)
             return _finish(idx.numpy(), s.numpy(), k)
@@ -104,16 +112,17 @@ class RecommendService:
         if retrieval == "folded":
             cand = self.index.search(q.numpy(), k + n_excl)
         elif retrieval == "two_stage":
-            cand = self.index.search(m.user[torch.as_tensor(users)].numpy(), self.candidates + n_excl)
+            u = m.user[torch.as_tensor(users)] if rows is None else rows  # the embedding-only query
+            cand = self.index.search(u.numpy(), self.candidates + n_excl)
         else:
             raise MrsError(f"retrieval: unknown {retrieval!r} ({' | '.join(RETRIEVALS)})")
         if len(added.ids):
             extra = np.arange(base, base + len(added.ids))[None, :].repeat(len(users), 0)
             cand = np.concatenate([cand, extra], 1)
-        return self._rerank(q, users, cand, k, exclude_seen, added)
+        return self._rerank(q, users, cand, k, exclude_seen, added, seen)
 
     def _rerank(self, q: torch.Tensor, users: np.ndarray, cand: np.ndarray, k: int,
-                exclude_seen: bool, added) -> Ranked:
+                exclude_seen: bool, added, seen: Csr) -> Ranked:
         """Exact CP scores of candidates ``cand (B, C)`` (-1 = empty slot), masked, top-k.
         NumPy throughout: for one request of a few hundred candidates torch's per-op overhead
         is most of the time."""
@@ -127,7 +136,7 @@ class RecommendService:
         scores = np.einsum("br,bcr->bc", qn, rows) if len(qn) > 1 else (rows[0] @ qn[0])[None]  # (B, C)
         bad = ~valid
         if exclude_seen:
-            pos, cols = self._seen.gather(users)
+            pos, cols = seen.gather(users)
             if len(pos):
                 n = base + len(added.ids)
                 keys = pos * n + cols  # sorted: rows ascending, columns sorted within a row
@@ -149,7 +158,12 @@ class RecommendService:
                   retrieval: Retrieval | None = None, history: list[str] | None = None,
                   explore: str = "none", explore_strength: float = 1.0) -> dict:
         """One request by raw ids -> ``{"user", "items": [{"id", "score"}], "modes",
-        "retrieval", "fallback"}``. Errors are :class:`MrsError` naming the field."""
+        "retrieval", "fallback"}``. Errors are :class:`MrsError` naming the field.
+
+        ``history`` (sequential models only): raw item ids, oldest first. Its state replaces the
+        user's (when both are given the history wins, for ``exclude_seen`` too: it then drops
+        the history's items); unknown ids are skipped and counted (``"history_unknown"``), and
+        a history with no known item gets the learned no-history state."""
         out = self.recommend_batch([user], modes, k, exclude_seen, restrict, retrieval, history=history,
                                    explore=explore, explore_strength=explore_strength)
         return out[0]
@@ -159,7 +173,7 @@ class RecommendService:
                         retrieval: Retrieval | None = None, history: list[str] | None = None,
                         explore: str = "none", explore_strength: float = 1.0) -> list[dict]:
         m = self.model
-        if history is not None and not m.manifest.get("sequential"):
+        if history is not None and m.history_encoder is None:
             raise MrsError("history: model has no sequential user encoder "
                            f"(user_encoder={m.manifest.get('user_encoder')!r}); send 'user' instead")
         labels = m.resolve_modes(modes or {})
@@ -178,6 +192,9 @@ class RecommendService:
             sub = np.array([self._item(x, "restrict") for x in restrict], dtype=np.int64)
             if len(sub) == 0:
                 raise MrsError("restrict: empty item list")
+        if history is not None:  # one history for every entry: its state, its items as "seen"
+            return self._recommend_history(users, history, labels, k, exclude_seen, sub, retrieval,
+                                           explore, explore_strength)
         idx = np.array([m.user_index.get(u, -1) if u is not None else -1 for u in users], dtype=np.int64)
         known = idx >= 0
         out: list[dict] = [None] * len(users)  # type: ignore[list-item]
@@ -196,6 +213,26 @@ class RecommendService:
                 else m.counts_by_mode0[m.mode_index[m.mode_names[0]][labels[m.mode_names[0]]]]
             for pos in np.flatnonzero(~known):
                 out[pos] = self._response(users[pos], top, counts[top], labels, "popular", "popular")
+        return out
+
+    def _recommend_history(self, users: list[str | None], history: list[str], labels: dict[str, str],
+                           k: int, exclude_seen: bool, sub: np.ndarray | None, retrieval: Retrieval,
+                           explore: str, explore_strength: float) -> list[dict]:
+        """Rank with the state of ``history`` in place of a user row (see :meth:`recommend`)."""
+        m = self.model
+        idx, n_unknown = m.history_indices(history)
+        state = m.history_states([idx])  # (1, R)
+        seen = Csr.from_pairs(np.zeros(len(idx), np.int64), idx, 1)  # row 0: the history's items
+        rows = np.zeros(len(users), np.int64)
+        r = self.rank(rows, labels, k, exclude_seen, sub, retrieval, explore, explore_strength,
+                      rows=state.repeat(len(users), 1), seen=seen)
+        out = []
+        for b, user in enumerate(users):
+            res = self._response(user, r.items[b], r.scores[b], labels, retrieval, None)
+            res["history_known"], res["history_unknown"] = len(idx), n_unknown
+            if explore != "none":
+                res["explore"] = {"kind": explore, "strength": explore_strength}
+            out.append(res)
         return out
 
     def _response(self, user, items: np.ndarray, scores: np.ndarray, labels, retrieval, fallback) -> dict:
