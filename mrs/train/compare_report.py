@@ -27,7 +27,7 @@ from mrs.eval import paired_diff_ci
 from mrs.eval.bootstrap import bootstrap_ci
 from mrs.io import write_text_atomic
 
-SLICES = ("all", "tail", "head", "cold", "cold_user")
+SLICES = ("all", "tail", "head", "cold", "cold_user", "tail_pop", "tail_user")  # those a run has (eval.slices)
 KIND_TITLES = {"user_mode": "per-(user, context, time) queries: the contextual task",
                "user": "per-user queries: the literature's protocol (CP: the request's time, "
                        "expected context Σ_c p(c)·C[c])"}
