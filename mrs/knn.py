@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -110,11 +111,14 @@ def ivf_knn_edges(features: Tensor, k: int, present: Tensor | None = None, inclu
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed, index.cp.niter = search.seed, search.niter
         index.cp.max_points_per_centroid = search.train_per_list  # no second subsampling in faiss
+        t0 = time.perf_counter()
         sample = np.sort(np.random.default_rng(search.seed).choice(p, min(p, search.train_per_list * nlist),
                                                                    replace=False))
         index.train(_unit(x[torch.from_numpy(sample)]))
+        t1 = time.perf_counter()
         for s in range(0, p, QUERY_CHUNK):  # add in chunks: no full normalised copy besides the index's
             index.add(_unit(x[s:s + QUERY_CHUNK]))
+        t2 = time.perf_counter()
         index.nprobe = min(search.nprobe, nlist)
         found = np.empty((p, kq), dtype=np.int64)  # (P, kq) positions among present items
         bar = tqdm(range(0, p, QUERY_CHUNK), desc=f"item kNN graph, IVF{nlist} nprobe={index.nprobe} (k={k})",
@@ -126,6 +130,9 @@ def ivf_knn_edges(features: Tensor, k: int, present: Tensor | None = None, inclu
             log.info("item kNN graph: %d rows short of %d candidates; searched again over all cells", len(short), kq)
             index.nprobe = nlist
             found[short] = index.search(_unit(x[torch.from_numpy(short)]), kq)[1]
+        log.info("item kNN graph, IVF%d nprobe=%d over %d items: k-means on %d rows %.1f s, add %.1f s, "
+                 "search %.1f s", nlist, min(search.nprobe, nlist), p, len(sample), t1 - t0, t2 - t1,
+                 time.perf_counter() - t2)
     finally:
         faiss.omp_set_num_threads(threads)
     col = torch.from_numpy(found)  # (P, kq)

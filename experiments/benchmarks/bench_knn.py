@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -60,6 +61,14 @@ def ivf_child(n: int, dim: int, nprobe: int, recall_rows: int) -> dict:
     from mrs import knn
 
     x = features(n, dim)
+    phases: list[str] = []  # mrs.knn logs the time of k-means, add and search
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            phases.append(record.getMessage())
+
+    logging.getLogger("mrs.knn").addHandler(Keep())
+    logging.getLogger("mrs.knn").setLevel(logging.INFO)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB -> GB
     search = knn.KnnSearch(kind="ivf", nprobe=nprobe)
     t0 = time.perf_counter()
@@ -74,7 +83,7 @@ def ivf_child(n: int, dim: int, nprobe: int, recall_rows: int) -> dict:
     rec = float((got[:, :, None] == want[:, None, :]).any(1).float().mean())
     return {"n": n, "secs": secs, "peak_gb": rss, "before_gb": before, "nlist": search.n_lists(n),
             "nprobe": nprobe, "recall": rec, "recall_rows": recall_rows, "exact_sample_secs": exact_secs,
-            "edges": int(row.numel()), "threads": torch.get_num_threads()}
+            "edges": int(row.numel()), "threads": torch.get_num_threads(), "phases": phases}
 
 
 def child(n: int, dim: int, sample_rows: int, full_max: int, dense: bool) -> dict:
@@ -152,6 +161,8 @@ def main() -> None:
               f"(+{r['peak_gb'] - r['before_gb']:.2f} GB over the {r['before_gb']:.2f} GB before it); recall@10 "
               f"{r['recall']:.4f} vs exact on {r['recall_rows']:,} random rows (exact for them: "
               f"{r['exact_sample_secs']:.1f} s){ratio}", flush=True)
+        for line in r["phases"]:
+            print(f"  {line}", flush=True)
     print(f"load at the end {os.getloadavg()[0]:.1f}")
 
 
