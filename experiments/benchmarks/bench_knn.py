@@ -3,7 +3,7 @@ mrs.knn.ivf_knn_edges): time, peak RSS and recall at 100K and 1M items.
 
     python experiments/benchmarks/bench_knn.py [--sizes 100000,1000000] [--dim 384] [--sample-rows 5000]
     python experiments/benchmarks/bench_knn.py --sizes 100000 --sample-rows 10000 --dense-n 0 \
-        --ivf-sizes 100000,1000000 [--nprobe 16] [--recall-rows 1000]
+        --ivf-sizes 100000,1000000 [--nprobe 16,4] [--recall-rows 1000]
 
 IVF (``--ivf-sizes``): the whole graph is built and searched (index training, adding, every
 item's k = 10 neighbours), measured, never extrapolated; recall@10 against exact neighbours
@@ -112,9 +112,9 @@ def child(n: int, dim: int, sample_rows: int, full_max: int, dense: bool) -> dic
             "before_gb": before}
 
 
-def run(n: int, args, dense: bool = False, ivf: bool = False) -> dict:
+def run(n: int, args, dense: bool = False, ivf: bool = False, nprobe: int = 16) -> dict:
     cmd = [sys.executable, __file__, "--child", str(n), "--dim", str(args.dim), "--sample-rows",
-           str(args.sample_rows), "--full-max", str(args.full_max), "--nprobe", str(args.nprobe),
+           str(args.sample_rows), "--full-max", str(args.full_max), "--nprobe", str(nprobe),
            "--recall-rows", str(args.recall_rows)] + (["--dense"] if dense else []) + (["--ivf"] if ivf else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -130,12 +130,12 @@ def main() -> None:
     ap.add_argument("--child", type=int)
     ap.add_argument("--dense", action="store_true")
     ap.add_argument("--ivf-sizes", default="", help="sizes for the IVF search (full build + search)")
-    ap.add_argument("--nprobe", type=int, default=16)
+    ap.add_argument("--nprobe", default="16", help="IVF cells scanned per query; a comma list runs each")
     ap.add_argument("--recall-rows", type=int, default=1000)
     ap.add_argument("--ivf", action="store_true")
     args = ap.parse_args()
     if args.child:
-        out = (ivf_child(args.child, args.dim, args.nprobe, args.recall_rows) if args.ivf
+        out = (ivf_child(args.child, args.dim, int(args.nprobe), args.recall_rows) if args.ivf
                else child(args.child, args.dim, args.sample_rows, args.full_max, args.dense))
         print(json.dumps(out))
         return
@@ -152,8 +152,8 @@ def main() -> None:
               f"{r['before_gb']:.2f} GB before the search (python, torch, features {r['feat_gb']:.2f} GB): "
               f"the search added {r['peak_gb'] - r['before_gb']:.2f} GB (a dense I x I float32 "
               f"similarity would be {dense_gb:,.0f} GB)", flush=True)
-    for n in (int(s) for s in args.ivf_sizes.split(",") if s):
-        r = run(n, args, ivf=True)
+    for n, nprobe in ((int(s), int(p)) for s in args.ivf_sizes.split(",") if s for p in args.nprobe.split(",")):
+        r = run(n, args, ivf=True, nprobe=nprobe)
         ratio = (f"; exact/ivf time {exact[n]['est_secs'] / r['secs']:.1f}x (exact "
                  f"{'measured' if exact[n]['rows'] == n else 'extrapolated'} above)") if n in exact else ""
         print(f"ivf n={n:,} (IVF{r['nlist']},Flat, nprobe={r['nprobe']}, {r['threads']} threads): build+search "
