@@ -316,7 +316,8 @@ def load_or_build_knn(features: Tensor, k: int, cache_dir: Path | None,
     """:func:`knn_adj` (self excluded), cached by the features' (and mask's) checksum, k and
     the search kind and parameters."""
     parts = (features,) if present is None else (features, present)
-    tag = _search_tag(search, [features.shape[0] if present is None else int(present.sum())])
+    n_present = int((features.abs().sum(1) > 0).sum() if present is None else present.sum())  # as knn_adj
+    tag = _search_tag(search, [n_present])
     key = f"{tensors_checksum(*parts, extra=tag)[:24]}-k{k}" + ("-ivf" if tag else "")
     kw = {k_: v for k_, v in (("present", present), ("search", search)) if v is not None}
     build = lambda: knn_adj(features, k, **kw)  # noqa: E731
