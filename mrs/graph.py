@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from mrs.errors import MrsError
 from mrs.io import atomic_path
+from mrs.knn import KnnSearch, ivf_knn_edges
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,16 @@ def knn_edges(features: Tensor, k: int, present: Tensor | None = None, include_s
     return idx[row], idx[col]
 
 
+def search_edges(features: Tensor, k: int, present: Tensor | None = None, include_self: bool = True,
+                 max_bytes: int = KNN_MEMORY, search: KnnSearch | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`knn_edges` (exact) or :func:`mrs.knn.ivf_knn_edges` (approximate), as ``search``
+    resolves for the number of present items (``None``: exact)."""
+    n_present = features.shape[0] if present is None else int(present.sum())
+    if search is None or search.resolve(n_present) == "exact":
+        return knn_edges(features, k, present, include_self, max_bytes)
+    return ivf_knn_edges(features, k, present, include_self, search)
+
+
 def sym_norm_values(row: Tensor, col: Tensor, n: int) -> Tensor:
     """FREEDOM's ``compute_normalized_laplacian``: ``1/sqrt(r_i · r_j)`` with ``r`` the row sums of
     the binary (asymmetric) kNN matrix (= k for every present item)."""
@@ -205,22 +216,24 @@ def sym_norm_values(row: Tensor, col: Tensor, n: int) -> Tensor:
 
 
 def knn_adj(features: Tensor, k: int, present: Tensor | None = None, include_self: bool = False,
-            max_bytes: int = KNN_MEMORY) -> Tensor:
+            max_bytes: int = KNN_MEMORY, search: KnnSearch | None = None) -> Tensor:
     """One kNN graph ``D^-1/2 S D^-1/2`` (``(I, I)`` CSR) from ``features``; items that are not
     ``present`` (default: all-zero rows) get no edges. Self excluded by default (the earlier
-    ``knn_graph=concat`` variant); FREEDOM's per-modality graphs include it."""
+    ``knn_graph=concat`` variant); FREEDOM's per-modality graphs include it. ``search``: exact
+    (``None``) or approximate (:class:`mrs.knn.KnnSearch`)."""
     if present is None:
         present = features.abs().sum(1) > 0
     n = features.shape[0]
     if int(present.sum()) < (1 if include_self else 2) or k < 1:
         raise MrsError(f"knn graph: need at least 2 items with content and k >= 1 "
                        f"(got {int(present.sum())} items, k={k})")
-    row, col = knn_edges(features, k, present, include_self, max_bytes)
+    row, col = search_edges(features, k, present, include_self, max_bytes, search)
     return to_csr(row, col, sym_norm_values(row, col, n), (n, n))
 
 
 def freedom_knn_adj(features: dict[str, Tensor], present: dict[str, Tensor], k: int,
-                    weights: dict[str, float], max_bytes: int = KNN_MEMORY) -> Tensor:
+                    weights: dict[str, float], max_bytes: int = KNN_MEMORY,
+                    search: KnnSearch | None = None) -> Tensor:
     r"""FREEDOM's frozen item-item graph (enoche/FREEDOM ``src/models/freedom.py``): one kNN graph
     per modality (cosine, ``topk`` with self included, binary, ``D^-1/2 S_m D^-1/2``), mixed
 
@@ -231,7 +244,8 @@ def freedom_knn_adj(features: dict[str, Tensor], present: dict[str, Tensor], k: 
     modality ``m`` has no edges in ``S_m`` (a filled-in mean vector would make every such item
     the neighbour of the same few items: hubs); its row mixes the modalities it has with weights
     renormalised to sum to one, and an item with no content at all keeps only a self-loop (1),
-    so ``S`` is then the identity on it. ``(I, I)`` CSR.
+    so ``S`` is then the identity on it. ``(I, I)`` CSR. ``search``: each modality's search, exact
+    (``None``) or as :class:`mrs.knn.KnnSearch` resolves for its number of present items.
     """
     names = list(features)
     n = features[names[0]].shape[0]
@@ -240,7 +254,7 @@ def freedom_knn_adj(features: dict[str, Tensor], present: dict[str, Tensor], k: 
     total = (w[:, None] * have).sum(0)  # (I,) weight of the modalities each item has
     rows, cols, vals = [], [], []
     for j, m in enumerate(names):
-        row, col = knn_edges(features[m], k, have[j], True, max_bytes)
+        row, col = search_edges(features[m], k, have[j], True, max_bytes, search)
         rows.append(row)
         cols.append(col)
         vals.append(sym_norm_values(row, col, n) * (w[j] / total[row]))
@@ -290,20 +304,36 @@ def load_or_build_graph(key: str, n: int, build, cache_dir: Path | None) -> Tens
     return adj
 
 
+def _search_tag(search: KnnSearch | None, n_present: list[int]) -> str:
+    """The search's part of a cache key: empty when every graph is exact, so an exact and an
+    approximate graph never share a file (and exact keys are those from before IVF)."""
+    tags = [search.tag(p) for p in n_present] if search is not None else []
+    return "" if not any(tags) else "search=" + ",".join(t or "exact" for t in tags)
+
+
 def load_or_build_knn(features: Tensor, k: int, cache_dir: Path | None,
-                      present: Tensor | None = None) -> Tensor:
-    """:func:`knn_adj` (self excluded), cached by the features' (and mask's) checksum and k."""
+                      present: Tensor | None = None, search: KnnSearch | None = None) -> Tensor:
+    """:func:`knn_adj` (self excluded), cached by the features' (and mask's) checksum, k and
+    the search kind and parameters."""
     parts = (features,) if present is None else (features, present)
-    key = f"{tensors_checksum(*parts)[:24]}-k{k}"
-    build = (lambda: knn_adj(features, k)) if present is None else (lambda: knn_adj(features, k, present))
+    n_present = int((features.abs().sum(1) > 0).sum() if present is None else present.sum())  # as knn_adj
+    tag = _search_tag(search, [n_present])
+    key = f"{tensors_checksum(*parts, extra=tag)[:24]}-k{k}" + ("-ivf" if tag else "")
+    kw = {k_: v for k_, v in (("present", present), ("search", search)) if v is not None}
+    build = lambda: knn_adj(features, k, **kw)  # noqa: E731
     return load_or_build_graph(key, features.shape[0], build, cache_dir)
 
 
 def load_or_build_freedom_knn(features: dict[str, Tensor], present: dict[str, Tensor], k: int,
-                              weights: dict[str, float], cache_dir: Path | None) -> Tensor:
-    """:func:`freedom_knn_adj`, cached by the features, masks, mixing weights and k."""
+                              weights: dict[str, float], cache_dir: Path | None,
+                              search: KnnSearch | None = None) -> Tensor:
+    """:func:`freedom_knn_adj`, cached by the features, masks, mixing weights, k and the search
+    kind and parameters of every modality."""
     names = sorted(features)
-    tag = "freedom;" + ";".join(f"{m}={weights[m]!r}" for m in names)
+    stag = _search_tag(search, [int(present[m].sum()) for m in names])
+    tag = "freedom;" + ";".join(f"{m}={weights[m]!r}" for m in names) + (f";{stag}" if stag else "")
     key = f"{tensors_checksum(*(features[m] for m in names), *(present[m] for m in names), extra=tag)[:24]}-k{k}"
+    key += "-ivf" if stag else ""
     n = next(iter(features.values())).shape[0]
-    return load_or_build_graph(key, n, lambda: freedom_knn_adj(features, present, k, weights), cache_dir)
+    return load_or_build_graph(key, n, lambda: freedom_knn_adj(features, present, k, weights, search=search),
+                               cache_dir)

@@ -2,19 +2,41 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from mrs import graph
 from mrs.errors import MrsError
+from mrs.knn import KnnSearch
 from mrs.losses import bpr_loss
 from mrs.models.base import ENCODERS, Batch, BuildContext
 from mrs.models.encoders.lightgcn import CSR, GraphBackend, LightGCNEncoder, pyg_backend, sparse_matmul
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class FreedomOptions:
+    """``model.options.freedom.*``: how the item kNN graph is searched (:mod:`mrs.knn`)."""
+
+    # exact: blocked exact search (O(I²·d)) | ivf: faiss IVF, approximate (1M x 384 in 759 s) |
+    # auto: exact up to mrs.knn.AUTO_EXACT_MAX (200,000) present items per modality, ivf above
+    knn_search: Literal["auto", "exact", "ivf"] = "auto"
+    knn_nprobe: int = 16  # ivf: cells scanned per query (= knn_nlist: exhaustive)
+    knn_nlist: int = 0  # ivf: cells; 0 = 4·sqrt(present items)
+
+    def __post_init__(self) -> None:
+        if self.knn_nprobe < 1 or self.knn_nlist < 0:
+            key = "knn_nprobe" if self.knn_nprobe < 1 else "knn_nlist"
+            raise MrsError(f"config key 'model.options.freedom.{key}' must be "
+                           f"{'>= 1' if key == 'knn_nprobe' else '>= 0'}, got {getattr(self, key)}")
+
+    def search(self) -> KnnSearch:
+        return KnnSearch(kind=self.knn_search, nprobe=self.knn_nprobe, nlist=self.knn_nlist)
 
 
 @ENCODERS.register("freedom", rank=2)
@@ -52,7 +74,14 @@ class FreedomEncoder(LightGCNEncoder):
         modality_features: ``{m: (I, d_m)}`` for the per-modality BPR terms (empty: none).
         modality_bpr_weight: λ_m (the original's ``reg_weight``). dim: r. tune_features: train
         the feature copies.
+
+    Options (``model.options.freedom.*``, :class:`FreedomOptions`): ``knn_search`` = ``auto``
+    (default: exact search up to 200,000 present items per modality, faiss IVF above) | ``exact`` |
+    ``ivf``; ``knn_nprobe`` (16), ``knn_nlist`` (0 = 4·sqrt(P)). Time, memory and recall of IVF at
+    100K and 1M × 384: experiments/benchmarks/README.md ("FREEDOM's item kNN graph").
     """
+
+    Options = FreedomOptions
 
     def __init__(self, r_ui: Tensor, r_iu: Tensor, layers: int, users: Tensor, items: Tensor,
                  edge_weights: Tensor, edge_drop: float, item_adj: Tensor | None, item_layers: int = 1,
@@ -80,18 +109,22 @@ class FreedomEncoder(LightGCNEncoder):
 
     @classmethod
     def build_artifacts(cls, cfg, ctx: BuildContext, cache_dir: Path | None) -> dict[str, Any]:
-        """The frozen item-item kNN graph (cached in ``cache_dir`` by features, masks, weights and k)."""
+        """The frozen item-item kNN graph (cached in ``cache_dir`` by features, masks, weights, k and
+        the search kind and parameters)."""
         if not ctx.features:
             return {}
+        search = cls.options(cfg).search()
         present = {m: ctx.present.get(m, torch.ones(ctx.n_items, dtype=torch.bool)) for m in ctx.features}
         if cfg.knn_graph == "concat":
             # the earlier variant: one graph over the concatenated unit-normalised modalities
             # (cosine = mean of the per-modality cosines), self excluded; an item is present
             # when it has any modality (absent modalities of such items are filled rows)
             any_present = torch.stack(list(present.values())).any(0)
-            return {"item_adj": graph.load_or_build_knn(_content(ctx), cfg.knn_k, cache_dir, any_present)}
+            return {"item_adj": graph.load_or_build_knn(_content(ctx), cfg.knn_k, cache_dir, any_present,
+                                                             search)}
         weights = modality_weights(list(ctx.features), cfg.mm_image_weight)
-        return {"item_adj": graph.load_or_build_freedom_knn(ctx.features, present, cfg.knn_k, weights, cache_dir)}
+        return {"item_adj": graph.load_or_build_freedom_knn(ctx.features, present, cfg.knn_k, weights, cache_dir,
+                                                                     search)}
 
     @classmethod
     def from_config(cls, cfg, ctx: BuildContext) -> "FreedomEncoder":
