@@ -27,13 +27,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mrs.data.prepared import write_prepared
+from mrs.data.prepared import write_prepared, write_prepared_stream
 from mrs.errors import MrsError
 from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log, nonempty, require_file,
                              require_nonnegative, time_mode, timestamps_to_seconds)
 from mrs.prep.csvread import read_csv_typed
-from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl
+from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl, read_reviews_spilled
 from mrs.prep.outdir import prepare_out
 from mrs.prep.spill import spill_dir
 from mrs.prep.splits import split_leave_last_out, split_mmrec, split_temporal
@@ -57,7 +57,11 @@ class Amazon2023Config:
     valid_days: int = 30                       # temporal split only
     seed: int = 2023                           # mmrec split only
     block_bytes: int = 1 << 26                 # jsonl bytes parsed per block (bounds memory on 66M-line files)
-    spill: bool = True                         # raw jsonl: codes/timestamps wait on disk beside --out, id
+    engine: Literal["duckdb", "numpy"] = "duckdb"  # raw jsonl: dedup/k-core/split out of core in DuckDB
+                                               # (mrs.prep.duckpost), or in numpy (memory grows with rows)
+    memory_mb: int = 2048                      # engine duckdb: its memory_limit (beyond: temp files in the spill dir)
+    threads: int = 0                           # engine duckdb: its threads (0: DuckDB's default, one per core)
+    spill: bool = True                         # engine numpy: codes/timestamps wait on disk beside --out, id
                                                # dictionaries bounded by distinct ids (false: all in memory)
     max_bad_frac: float = 0.01                 # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"
@@ -110,11 +114,14 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     # every input and --out are checked before the (possibly hour-long) read of the reviews
     meta_path = require_file(cfg.meta, "amazon2023 --meta") if cfg.meta else None
     require_nonnegative(cfg, ("kcore", "test_days", "valid_days"), "amazon2023")
-    if cfg.block_bytes < 1:
-        raise MrsError(f"amazon2023: config key 'block_bytes' must be >= 1, got {cfg.block_bytes}")
+    for key in ("block_bytes", "memory_mb"):
+        if getattr(cfg, key) < 1:
+            raise MrsError(f"amazon2023: config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     carry = prepare_out(cfg.out, [*paths, meta_path], cfg.overwrite, cfg.discard_derived)
     bads = [BadRows(str(p), max_frac=cfg.max_bad_frac) for p in paths]
     is_csv = re.search(r"\.csv(\.gz)?$", reviews.name) is not None
+    if not is_csv and cfg.engine == "duckdb":
+        return _prepare_duckdb(cfg, reviews, split_kind, bads[0], meta_path, carry)
     if is_csv:
         u, uid, i, iid, ts, rating, label = _read_csvs(paths, bads)
     else:
@@ -169,6 +176,38 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
                           "rating": rating}, copy=False)
     del u, i, ts, cols, split, rating, label
 
+    return _write(cfg, reviews, split_kind, paths, bads, meta_path, carry, counts, modes, item_ids, inter,
+                  pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids}))
+
+
+def _prepare_duckdb(cfg: Amazon2023Config, reviews: Path, split_kind: str, bad: BadRows,
+                    meta_path: Path | None, carry: list[str]) -> Path:
+    """Raw jsonl read to spill files, then every per-row step in DuckDB (:mod:`mrs.prep.duckpost`)."""
+    from mrs.prep.duckpost import connect, postprocess
+
+    with spill_dir(cfg.out) as sp:
+        rv = read_reviews_spilled(reviews, bad, cfg.block_bytes, sp)
+        bad.check()
+        nonempty(rv.n, f"reading {reviews}")
+        con = connect(sp, cfg.memory_mb, cfg.threads)
+        try:
+            res = postprocess(con, rv, split=split_kind, dedup=cfg.dedup, kcore=cfg.kcore, unit=cfg.timestamp_unit,
+                              context_mode=cfg.context_mode, time_mode_kind=cfg.time_mode,
+                              test_days=cfg.test_days, valid_days=cfg.valid_days, seed=cfg.seed, where=str(reviews))
+            item_ids = rv.item_ids.take(pa.array(res.used_items)).to_numpy(zero_copy_only=False)
+            users = pa.table({"user": pa.array(np.arange(len(res.used_users), dtype=np.int64)),
+                              "user_id": rv.user_ids.take(pa.array(res.used_users)).cast(pa.string())})
+            del rv
+            return _write(cfg, reviews, split_kind, [reviews], [bad], meta_path, carry, res.counts, res.modes,
+                          item_ids, res.write, users)
+        finally:
+            con.close()
+
+
+def _write(cfg: Amazon2023Config, reviews: Path, split_kind: str, paths: list[Path], bads: list[BadRows],
+           meta_path: Path | None, carry: list[str], counts: dict, modes: dict, item_ids: np.ndarray,
+           inter, users) -> Path:
+    """Items (with --meta), users and the interactions (a frame, or a function that streams them)."""
     items = pd.DataFrame({"item": np.arange(len(item_ids)), "item_id": item_ids, "text": "",
                           "image": pd.Series([None] * len(item_ids), dtype=object),
                           "image_url": pd.Series([None] * len(item_ids), dtype=object),
@@ -190,15 +229,19 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     else:
         counts["n_items_without_meta"] = len(item_ids)
     counts["n_items_with_image_url"] = int(items["image_url"].notna().sum())
-    users = pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids})
     checksum, kind = input_checksum(inputs, cfg.checksum)
-    out = write_prepared(
-        cfg.out, inter, items, users, name=cfg.name or re.sub(r"(\.train)?\.(csv|jsonl|json)(\.gz)?$", "", reviews.name),
-        source="amazon2023", modes=modes, params={**asdict(cfg), "split_used": split_kind},
-        input_checksum=checksum,
-        extra={"input_checksum_kind": kind, "image_root": "images",  # relative to the dataset dir
-               "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts}, carry=carry)
-    log.info("amazon2023: %d users, %d items, %d interactions -> %s", len(users), len(items), len(inter), out)
+    kw = dict(name=cfg.name or re.sub(r"(\.train)?\.(csv|jsonl|json)(\.gz)?$", "", reviews.name),
+              source="amazon2023", modes=modes, params={**asdict(cfg), "split_used": split_kind},
+              input_checksum=checksum,
+              extra={"input_checksum_kind": kind, "image_root": "images",  # relative to the dataset dir
+                     "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts}, carry=carry)
+    if isinstance(inter, pd.DataFrame):
+        out = write_prepared(cfg.out, inter, items, users, **kw)
+        n = len(inter)
+    else:
+        out = write_prepared_stream(cfg.out, inter, items, users, **kw)
+        n = "streamed"
+    log.info("amazon2023: %d users, %d items, %s interactions -> %s", len(users), len(items), n, out)
     return out
 
 

@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -90,11 +91,23 @@ class SpillColumn:
         _write(self._fh, self.path, np.asarray(arr, dtype=self.dtype))
         self.n += len(arr)
 
-    def read(self) -> np.ndarray:
-        """All values ``(n,)``, in memory (one copy, no per-block lists); the file is deleted."""
+    def close(self) -> None:
+        """Flush and close the file (it stays for :meth:`read` or :meth:`chunks`)."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+    def chunks(self, rows: int) -> Iterator[np.ndarray]:
+        """The values in blocks of ``rows``, read (not memory-mapped: mapped pages would count as
+        resident memory) one block at a time."""
+        self.close()
+        with open(self.path, "rb") if self.n else contextlib.nullcontext() as f:
+            for start in range(0, self.n, rows):
+                yield np.fromfile(f, dtype=self.dtype, count=min(rows, self.n - start))
+
+    def read(self) -> np.ndarray:
+        """All values ``(n,)``, in memory (one copy, no per-block lists); the file is deleted."""
+        self.close()
         if self.n == 0:
             return np.zeros(0, self.dtype)
         out = np.fromfile(self.path, dtype=self.dtype, count=self.n)
@@ -145,3 +158,20 @@ class GlobalIds:
         """(global code per added value ``(N,)`` int32, unique raw ids in code order)."""
         self.flush()
         return self.codes.read(), self.uniques
+
+    def finish_spilled(self) -> tuple[SpillColumn, pa.Array]:
+        """Like :meth:`finish`, but the codes stay in their (closed) spill file."""
+        self.flush()
+        self.codes.close()
+        return self.codes, self.uniques
+
+
+@dataclass
+class Spilled:
+    """A review file read to disk: ``n`` good rows as spill ``columns`` in file order, and the id
+    dictionaries (code -> raw id), which hold one string per distinct id."""
+
+    n: int
+    columns: dict[str, SpillColumn]
+    user_ids: pa.Array
+    item_ids: pa.Array

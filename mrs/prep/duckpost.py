@@ -1,0 +1,205 @@
+"""Out-of-core post-processing of spilled reviews with DuckDB: memory bounded by distinct ids.
+
+After :func:`mrs.prep.jsonl.read_reviews_spilled` the rows wait on disk as int32 codes, int64
+timestamps and float32 ratings. Loading them back into numpy made peak RSS grow ~55-75 bytes per
+row (issue 12: dedup's hash table, k-core masks, split sort orders, the interactions frame).
+Here every per-row step runs in DuckDB on a database file inside the spill directory, with
+``SET memory_limit`` (sorts, windows and hash tables beyond it go to ``temp_directory``, also in
+the spill directory, so :func:`mrs.prep.spill.spill_dir` removes everything on success, error
+and SIGTERM), and the interactions parquet is written from the result in record batches.
+
+The steps give exactly the numpy path's result (``engine=numpy`` in :mod:`mrs.prep.amazon2023`;
+``row`` is the position among the good rows of the file):
+
+- seconds: ``ts // 1000`` (floor, as numpy) for milliseconds;
+- dedup: of each (user, item) pair the row first by ``(ts, row)`` survives (a stable argsort by
+  time, then ``duplicated``);
+- k-core: every pass drops, at once, the rows of users or items with fewer than ``k`` rows among
+  the kept ones, until a pass drops nothing (at most 100 passes, as :func:`mrs.prep.common.kcore`);
+- compact codes: the used global codes, ascending, become ``0..k-1`` (first-appearance order);
+- leave-last-out: per user by ``(ts, row)``, last = test, previous = valid, users with < 3 rows
+  train; temporal: cut on ``max(ts)``; mmrec: ``rng.random`` drawn in row order over the kept rows
+  (drawn in blocks: the same stream as one draw), rank within user by ``(key, row)``;
+- time modes: :func:`mrs.prep.common.time_mode` per written batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mrs.errors import MrsError
+from mrs.prep.common import SECONDS_BELOW, nonempty, time_mode, timestamp_unit
+from mrs.prep.spill import Spilled
+
+BATCH = 1 << 20                    # rows per block moved between numpy/arrow and DuckDB
+INTER_SCHEMA = {"user": pa.int32(), "item": pa.int32(), "ts": pa.int64(), "split": pa.int8(),
+                "rating": pa.float32()}
+
+
+@dataclass
+class DuckResult:
+    """What the caller needs besides the streamed interactions: O(distinct ids) only."""
+
+    used_users: np.ndarray          # (U,) global user codes kept, ascending (new code = position)
+    used_items: np.ndarray          # (I,)
+    counts: dict                    # reviews_read, timestamp_unit, repeated_pairs_dropped, ...
+    modes: dict                     # mode name -> {"cardinality", "labels"}
+    write: object                   # write(path) -> (rows, rows per split (3,)): the interactions parquet
+
+
+def connect(spill: Path, memory_mb: int, threads: int = 0):
+    """A DuckDB database file in ``spill`` with its memory limit and temp directory there."""
+    import duckdb
+
+    con = duckdb.connect(str(spill / "prep.duckdb"))
+    con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+    con.execute("SET temp_directory = '" + str(spill / 'duckdb.tmp').replace("'", "''") + "'")
+    con.execute("SET preserve_insertion_order = false")   # every order here is explicit (row)
+    if threads > 0:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def _load(con, sp: Spilled) -> None:
+    """Table ``raw(row, u, i, ts, rating)`` from the spill files, block by block; each spill file
+    is deleted once loaded (disk: the table replaces them)."""
+    cols = sp.columns
+    schema = pa.schema([("row", pa.int64()), ("u", pa.int32()), ("i", pa.int32()), ("ts", pa.int64()),
+                        ("rating", pa.float32())])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        start = 0
+        for u, i, ts, r in zip(cols["user"].chunks(BATCH), cols["item"].chunks(BATCH),
+                               cols["ts"].chunks(BATCH), cols["rating"].chunks(BATCH)):
+            row = np.arange(start, start + len(u), dtype=np.int64)
+            start += len(u)
+            yield pa.RecordBatch.from_arrays([pa.array(row), pa.array(u), pa.array(i), pa.array(ts),
+                                              pa.array(r)], schema=schema)
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    con.register("spilled", reader)
+    con.execute("CREATE TABLE raw AS SELECT * FROM spilled")
+    con.unregister("spilled")
+    for c in cols.values():
+        c.path.unlink(missing_ok=True)
+
+
+def postprocess(con, sp: Spilled, *, split: str, dedup: bool, kcore: int, unit: str, context_mode: str,
+                time_mode_kind: str, test_days: int, valid_days: int, seed: int, where: str) -> DuckResult:
+    """Run the steps of the module doc on ``sp``; ``split``: leave-last-out | temporal | mmrec."""
+    q = lambda sql: _one(con, sql)  # noqa: E731
+    _load(con, sp)
+    counts: dict = {"reviews_read": int(sp.n)}
+    small, first = q(f"SELECT count(*) FILTER (ts < {SECONDS_BELOW}), "
+                     f"any_value(ts) FILTER (row = 0) FROM raw") if unit == "auto" else (0, 0)
+    unit = timestamp_unit(unit, int(small), sp.n, int(first or 0), where)
+    counts["timestamp_unit"] = unit
+    # floor division (DuckDB's // truncates toward zero; numpy floors)
+    sec = "(ts - ((ts % 1000) + 1000) % 1000) // 1000" if unit == "ms" else "ts"
+    if dedup:
+        con.execute(f"CREATE TABLE d AS SELECT row, u, i, {sec} AS ts, rating FROM raw "
+                    f"QUALIFY row_number() OVER (PARTITION BY u, i ORDER BY {sec}, row) = 1")
+        counts["repeated_pairs_dropped"] = sp.n - int(q("SELECT count(*) FROM d")[0])
+    else:
+        con.execute(f"CREATE TABLE d AS SELECT row, u, i, {sec} AS ts, rating FROM raw")
+    con.execute("DROP TABLE raw")
+    n = int(q("SELECT count(*) FROM d")[0])
+    if dedup:
+        nonempty(n, "dedup")
+    if kcore > 1:
+        for _ in range(100):
+            dropped = q(f"""DELETE FROM d WHERE
+                u IN (SELECT u FROM d GROUP BY u HAVING count(*) < {int(kcore)}) OR
+                i IN (SELECT i FROM d GROUP BY i HAVING count(*) < {int(kcore)})""")[0]
+            if not dropped:
+                break
+        n = int(q("SELECT count(*) FROM d")[0])
+        nonempty(n, f"the k-core filter (kcore={kcore})")
+    con.execute("CREATE TABLE um AS SELECT u, (row_number() OVER (ORDER BY u) - 1)::INTEGER AS user "
+                "FROM (SELECT DISTINCT u FROM d)")
+    con.execute("CREATE TABLE im AS SELECT i, (row_number() OVER (ORDER BY i) - 1)::INTEGER AS item "
+                "FROM (SELECT DISTINCT i FROM d)")
+    used_u = con.execute("SELECT u FROM um ORDER BY user").fetchnumpy()["u"].astype(np.int64)
+    used_i = con.execute("SELECT i FROM im ORDER BY item").fetchnumpy()["i"].astype(np.int64)
+
+    label = _split_sql(con, split, n, test_days, valid_days, seed)
+    final = f"""SELECT um.user, im.item, d.ts, ({label})::TINYINT AS split, d.rating
+                FROM d JOIN um USING (u) JOIN im USING (i) {"JOIN k USING (row)" if split == "mmrec" else ""}
+                ORDER BY d.row"""
+    modes: dict = {}
+    kinds = {m: k for m, k in (("context", context_mode), ("time", time_mode_kind)) if k != "none"}
+    for m, k in kinds.items():
+        modes[m] = time_mode(np.zeros(1, np.int64), k)[1]
+
+    def write(path: Path) -> tuple[int, np.ndarray]:
+        fields = [("user", pa.int32()), ("item", pa.int32()), ("ts", pa.int64()),
+                  *[(m, pa.int32()) for m in kinds], ("split", pa.int8()), ("rating", pa.float32())]
+        schema = pa.schema(fields)
+        rows, per_split = 0, np.zeros(3, np.int64)
+        reader = con.sql(final).to_arrow_reader(BATCH)   # streamed (execute() would copy all rows)
+        with pq.ParquetWriter(path, schema) as w:
+            for b in reader:
+                ts = b.column("ts").to_numpy()
+                cols = {f: b.column(f).cast(t) for f, t in INTER_SCHEMA.items()}
+                for m, k in kinds.items():
+                    cols[m] = pa.array(time_mode(ts, k)[0])
+                sp_col = cols["split"].to_numpy()
+                per_split += np.bincount(sp_col, minlength=3)[:3]
+                rows += b.num_rows
+                w.write_batch(pa.RecordBatch.from_arrays([cols[f] for f, _ in fields], schema=schema))
+        if rows != n:
+            raise AssertionError(f"wrote {rows} interactions, expected {n}")
+        return rows, per_split
+
+    return DuckResult(used_users=used_u, used_items=used_i, counts=counts, modes=modes, write=write)
+
+
+def _one(con, sql: str) -> tuple:
+    """The first row of ``sql``, its result finished (DuckDB refuses new work on a connection with
+    an unfinished result)."""
+    rows = con.execute(sql).fetchall()
+    return rows[0] if rows else ()
+
+
+def _split_sql(con, split: str, n: int, test_days: int, valid_days: int, seed: int) -> str:
+    """The split label as an SQL expression over ``d`` (and table ``k`` for mmrec)."""
+    if split == "leave-last-out":
+        return """CASE WHEN count(*) OVER (PARTITION BY d.u) < 3 THEN 0
+                       WHEN row_number() OVER (PARTITION BY d.u ORDER BY d.ts DESC, d.row DESC) = 1 THEN 2
+                       WHEN row_number() OVER (PARTITION BY d.u ORDER BY d.ts DESC, d.row DESC) = 2 THEN 1
+                       ELSE 0 END"""
+    if split == "temporal":
+        day = 86400
+        end = int(_one(con, "SELECT max(ts) FROM d")[0]) // day * day + day
+        test_start = end - test_days * day
+        valid_start = test_start - valid_days * day
+        return f"CASE WHEN d.ts >= {test_start} THEN 2 WHEN d.ts >= {valid_start} THEN 1 ELSE 0 END"
+    if split != "mmrec":
+        raise MrsError(f"split {split!r}: not one of leave-last-out, temporal, mmrec")
+    # the key of the p-th kept row (file order) is the p-th draw, as rng.random(n) over the rows
+    rng = np.random.default_rng(seed)
+    schema = pa.schema([("pos", pa.int64()), ("key", pa.float64())])
+
+    def keys() -> Iterator[pa.RecordBatch]:
+        for start in range(0, n, BATCH):
+            m = min(BATCH, n - start)
+            yield pa.RecordBatch.from_arrays([pa.array(np.arange(start, start + m, dtype=np.int64)),
+                                              pa.array(rng.random(m))], schema=schema)
+
+    con.register("keys", pa.RecordBatchReader.from_batches(schema, keys()))
+    con.execute("CREATE TABLE k AS SELECT p.row, keys.key, p.pos FROM "
+                "(SELECT row, row_number() OVER (ORDER BY row) - 1 AS pos FROM d) p JOIN keys USING (pos)")
+    con.unregister("keys")
+    w = "PARTITION BY d.u"
+    nn = f"count(*) OVER ({w})"
+    rank = f"(row_number() OVER ({w} ORDER BY k.key, k.pos) - 1)"
+    vt = f"CASE WHEN {nn} < 10 THEN 2 ELSE CAST(trunc({nn} * 0.2::DOUBLE) AS BIGINT) END"
+    n_val = f"CASE WHEN {nn} < 10 THEN 1 ELSE ({vt}) // 2 END"
+    n_train = f"({nn} - ({vt}))"
+    return (f"CASE WHEN {nn} < 3 THEN 0 WHEN {rank} < {n_train} THEN 0 "
+            f"WHEN {rank} < {n_train} + ({n_val}) THEN 1 ELSE 2 END")
