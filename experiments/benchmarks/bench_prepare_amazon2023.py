@@ -1,4 +1,4 @@
-"""Benchmark: ``mrs prepare amazon2023`` on raw review jsonl, spilled vs in-memory reading, against
+"""Benchmark: ``mrs prepare amazon2023`` on raw review jsonl, DuckDB vs numpy post-processing, against
 ``pyarrow.json.read_json`` of the same file, at several sizes (peak RSS against rows).
 
     python experiments/benchmarks/bench_prepare_amazon2023.py --raw /tmp/az/raw10m \\
@@ -9,11 +9,15 @@ Clothing_Shoes_and_Jewelry's users/items per review: 22.6M and 7.2M per 66.0M li
 largest ``--lines``); each size is the first N lines of that file (written under ``--work``). Each
 command runs in its own child process, so peak RSS is that child's own (``os.wait4``):
 
-1. ``mrs prepare amazon2023`` with ``spill=true`` (the default: codes and timestamps spilled,
-   dictionaries bounded by distinct ids; :mod:`mrs.prep.spill`);
-2. the same with ``spill=false`` (every block's codes and dictionary kept in memory: the
-   behaviour measured in issue 12);
-3. ``pyarrow.json.read_json`` of the file with the same five columns (reading only, threads on).
+1. ``pyarrow.json.read_json`` of the file with the same five columns (reading only, threads on):
+   the baseline of the ratios;
+2. ``mrs prepare amazon2023`` with ``engine=duckdb`` (the default: codes and timestamps spilled,
+   dictionaries bounded by distinct ids, then dedup/k-core/split/the interactions write out of
+   core in DuckDB under ``memory_mb``; :mod:`mrs.prep.duckpost`);
+3. the same with ``engine=numpy`` (spilled reading, then post-processing in numpy: the path
+   before DuckDB, whose peak grows with rows).
+
+``--set KEY=VALUE`` is passed to both prepares (e.g. ``kcore=5``, ``memory_mb=1024``).
 
 Prints one row per (size, command) and the ratios to pyarrow's wall time of the same size.
 """
@@ -74,7 +78,8 @@ def main() -> int:
     ap.add_argument("--raw", default="/tmp/mrs_bench/az_raw", help="mrs synth amazon2023 output")
     ap.add_argument("--work", default="/tmp/mrs_bench/az_work", help="prefix files and outputs (deleted)")
     ap.add_argument("--lines", type=int, nargs="+", default=[2_500_000, 5_000_000, 10_000_000])
-    ap.add_argument("--skip", nargs="*", default=[], choices=["spill", "memory", "pyarrow"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["duckdb", "numpy", "pyarrow"])
+    ap.add_argument("--set", nargs="*", default=[], help="KEY=VALUE config for both prepares")
     args = ap.parse_args()
     raw, work = Path(args.raw), Path(args.work)
     mrs = [sys.executable, "-m", "mrs"]
@@ -97,16 +102,16 @@ def main() -> int:
         got = head(reviews, part, n)
         base = None
         runs = [("pyarrow.json.read_json", [sys.executable, "-c", PYARROW, str(part)], "pyarrow"),
-                ("prepare spill=true", mrs + ["prepare", "amazon2023", "--reviews", str(part), "--out",
-                                              str(work / "out_spill"), "--set", "spill=true"], "spill"),
-                ("prepare spill=false", mrs + ["prepare", "amazon2023", "--reviews", str(part), "--out",
-                                               str(work / "out_mem"), "--set", "spill=false"], "memory")]
+                *[(f"prepare engine={e}", mrs + ["prepare", "amazon2023", "--reviews", str(part), "--out",
+                                                 str(work / f"out_{e}"), "--set", f"engine={e}",
+                                                 *[x for kv in args.set for x in ("--set", kv)]], e)
+                  for e in ("duckdb", "numpy")]]
         for name, cmd, key in runs:
             if key in args.skip:
                 continue
             wall, cpu, peak, code = run_child(cmd)
             users = items = ""
-            out = work / ("out_spill" if key == "spill" else "out_mem")
+            out = work / f"out_{key}"
             if key != "pyarrow" and code == 0:
                 meta = json.loads((out / "dataset.json").read_text())
                 users, items = meta.get("n_users", ""), meta.get("n_items", "")
@@ -114,7 +119,8 @@ def main() -> int:
             if key == "pyarrow":
                 base = wall
             ratio = f" ({wall / base:.2f}x pyarrow wall)" if base and key != "pyarrow" else ""
-            rows.append(dict(lines=got, command=name, wall=wall, cpu=cpu, peak_gb=peak, code=code))
+            rows.append(dict(lines=got, command=name, wall=wall, cpu=cpu, peak_gb=peak, code=code, users=users,
+                             items=items))
             print(f"{got:>11,} {name:<26} {wall:>8.1f} {cpu:>8.1f} {peak:>8.2f} "
                   f"{peak * 1024**3 / got:>6.0f} {users!s:>9} {items!s:>9}{ratio}"
                   + ("" if code == 0 else f"  FAILED ({code})"), flush=True)

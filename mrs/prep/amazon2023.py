@@ -194,14 +194,14 @@ def _prepare_duckdb(cfg: Amazon2023Config, reviews: Path, split_kind: str, bad: 
             res = postprocess(con, rv, split=split_kind, dedup=cfg.dedup, kcore=cfg.kcore, unit=cfg.timestamp_unit,
                               context_mode=cfg.context_mode, time_mode_kind=cfg.time_mode,
                               test_days=cfg.test_days, valid_days=cfg.valid_days, seed=cfg.seed, where=str(reviews))
-            item_ids = rv.item_ids.take(pa.array(res.used_items)).to_numpy(zero_copy_only=False)
-            users = pa.table({"user": pa.array(np.arange(len(res.used_users), dtype=np.int64)),
-                              "user_id": rv.user_ids.take(pa.array(res.used_users)).cast(pa.string())})
-            del rv
-            return _write(cfg, reviews, split_kind, [reviews], [bad], meta_path, carry, res.counts, res.modes,
-                          item_ids, res.write, users)
         finally:
-            con.close()
+            con.close()               # its buffer pool goes before the id strings below are built
+        item_ids = rv.item_ids.take(pa.array(res.used_items)).to_numpy(zero_copy_only=False)
+        users = pa.table({"user": pa.array(np.arange(len(res.used_users), dtype=np.int64)),
+                          "user_id": rv.user_ids.take(pa.array(res.used_users))})
+        del rv
+        return _write(cfg, reviews, split_kind, [reviews], [bad], meta_path, carry, res.counts, res.modes,
+                      item_ids, res.write, users)
 
 
 def _write(cfg: Amazon2023Config, reviews: Path, split_kind: str, paths: list[Path], bads: list[BadRows],

@@ -20,25 +20,31 @@ The steps give exactly the numpy path's result (``engine=numpy`` in :mod:`mrs.pr
 - leave-last-out: per user by ``(ts, row)``, last = test, previous = valid, users with < 3 rows
   train; temporal: cut on ``max(ts)``; mmrec: ``rng.random`` drawn in row order over the kept rows
   (drawn in blocks: the same stream as one draw), rank within user by ``(key, row)``;
-- time modes: :func:`mrs.prep.common.time_mode` per written batch.
+- time modes: :func:`mrs.prep.common.time_mode`'s, in SQL (``MODE_SQL``);
+- the interactions parquet is written by DuckDB (``COPY``) into the spill directory and renamed
+  into the output, so the connection (and its buffer pool) is closed before the id strings of
+  users and items are built.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from mrs.errors import MrsError
 from mrs.prep.common import SECONDS_BELOW, nonempty, time_mode, timestamp_unit
 from mrs.prep.spill import Spilled
 
-BATCH = 1 << 20                    # rows per block moved between numpy/arrow and DuckDB
-INTER_SCHEMA = {"user": pa.int32(), "item": pa.int32(), "ts": pa.int64(), "split": pa.int8(),
-                "rating": pa.float32()}
+BATCH = 1 << 20                    # rows per block moved from numpy/arrow into DuckDB
+ROW_GROUP = 1 << 20                # parquet row group of interactions.parquet (as pandas/pyarrow write)
+_TS = "make_timestamp(d.ts * 1000000)"  # unix seconds -> TIMESTAMP (UTC, no time zone)
+# the time modes of mrs.prep.common.time_mode (pandas dayofweek 0 = Monday; isodow 1 = Monday)
+MODE_SQL = {"month": f"month({_TS}) - 1", "week": f"week({_TS}) - 1", "season": f"(month({_TS}) % 12) // 3",
+            "weekday_weekend": f"isodow({_TS}) >= 6", "weekday": f"isodow({_TS}) - 1", "hour": f"hour({_TS})"}
 
 
 @dataclass
@@ -49,7 +55,7 @@ class DuckResult:
     used_items: np.ndarray          # (I,)
     counts: dict                    # reviews_read, timestamp_unit, repeated_pairs_dropped, ...
     modes: dict                     # mode name -> {"cardinality", "labels"}
-    write: object                   # write(path) -> (rows, rows per split (3,)): the interactions parquet
+    write: Callable[[Path], tuple[int, np.ndarray]]  # moves the interactions parquet to path; (rows, per split)
 
 
 def connect(spill: Path, memory_mb: int, threads: int = 0):
@@ -58,7 +64,7 @@ def connect(spill: Path, memory_mb: int, threads: int = 0):
 
     con = duckdb.connect(str(spill / "prep.duckdb"))
     con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
-    con.execute("SET temp_directory = '" + str(spill / 'duckdb.tmp').replace("'", "''") + "'")
+    con.execute(f"SET temp_directory = '{_quote(spill / 'duckdb.tmp')}'")
     con.execute("SET preserve_insertion_order = false")   # every order here is explicit (row)
     if threads > 0:
         con.execute(f"SET threads = {int(threads)}")
@@ -128,35 +134,31 @@ def postprocess(con, sp: Spilled, *, split: str, dedup: bool, kcore: int, unit: 
     used_i = con.execute("SELECT i FROM im ORDER BY item").fetchnumpy()["i"].astype(np.int64)
 
     label = _split_sql(con, split, n, test_days, valid_days, seed)
-    final = f"""SELECT um.user, im.item, d.ts, ({label})::TINYINT AS split, d.rating
-                FROM d JOIN um USING (u) JOIN im USING (i) {"JOIN k USING (row)" if split == "mmrec" else ""}
-                ORDER BY d.row"""
-    modes: dict = {}
     kinds = {m: k for m, k in (("context", context_mode), ("time", time_mode_kind)) if k != "none"}
-    for m, k in kinds.items():
-        modes[m] = time_mode(np.zeros(1, np.int64), k)[1]
+    modes = {m: time_mode(np.zeros(1, np.int64), k)[1] for m, k in kinds.items()}   # labels only
+    mode_cols = "".join(f", ({MODE_SQL[k]})::INTEGER AS {m}" for m, k in kinds.items())
+    path = sp.columns["ts"].path.parent / "interactions.parquet"       # in the spill dir
+    # the final order is the file's; insertion order must hold for COPY to write it so
+    con.execute("SET preserve_insertion_order = true")
+    con.execute(f"""COPY (
+        SELECT um.user, im.item, d.ts{mode_cols}, ({label})::TINYINT AS split, d.rating
+        FROM d JOIN um USING (u) JOIN im USING (i) {"JOIN k USING (row)" if split == "mmrec" else ""}
+        ORDER BY d.row) TO '{_quote(path)}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP})""")
+    per_split = np.zeros(3, np.int64)
+    for s_, c in con.execute(f"SELECT split, count(*) FROM read_parquet('{_quote(path)}') GROUP BY split").fetchall():
+        per_split[int(s_)] = int(c)
+    if int(per_split.sum()) != n:
+        raise AssertionError(f"{path}: {int(per_split.sum())} interactions written, expected {n}")
 
-    def write(path: Path) -> tuple[int, np.ndarray]:
-        fields = [("user", pa.int32()), ("item", pa.int32()), ("ts", pa.int64()),
-                  *[(m, pa.int32()) for m in kinds], ("split", pa.int8()), ("rating", pa.float32())]
-        schema = pa.schema(fields)
-        rows, per_split = 0, np.zeros(3, np.int64)
-        reader = con.sql(final).to_arrow_reader(BATCH)   # streamed (execute() would copy all rows)
-        with pq.ParquetWriter(path, schema) as w:
-            for b in reader:
-                ts = b.column("ts").to_numpy()
-                cols = {f: b.column(f).cast(t) for f, t in INTER_SCHEMA.items()}
-                for m, k in kinds.items():
-                    cols[m] = pa.array(time_mode(ts, k)[0])
-                sp_col = cols["split"].to_numpy()
-                per_split += np.bincount(sp_col, minlength=3)[:3]
-                rows += b.num_rows
-                w.write_batch(pa.RecordBatch.from_arrays([cols[f] for f, _ in fields], schema=schema))
-        if rows != n:
-            raise AssertionError(f"wrote {rows} interactions, expected {n}")
-        return rows, per_split
+    def write(dest: Path) -> tuple[int, np.ndarray]:
+        os.replace(path, dest)        # the spill dir is beside the output: a rename, never a copy
+        return n, per_split
 
     return DuckResult(used_users=used_u, used_items=used_i, counts=counts, modes=modes, write=write)
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def _one(con, sql: str) -> tuple:
