@@ -183,6 +183,8 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
 def _prepare_duckdb(cfg: Amazon2023Config, reviews: Path, split_kind: str, bad: BadRows,
                     meta_path: Path | None, carry: list[str]) -> Path:
     """Raw jsonl read to spill files, then every per-row step in DuckDB (:mod:`mrs.prep.duckpost`)."""
+    import duckdb
+
     from mrs.prep.duckpost import connect, postprocess
 
     with spill_dir(cfg.out) as sp:
@@ -194,6 +196,9 @@ def _prepare_duckdb(cfg: Amazon2023Config, reviews: Path, split_kind: str, bad: 
             res = postprocess(con, rv, split=split_kind, dedup=cfg.dedup, kcore=cfg.kcore, unit=cfg.timestamp_unit,
                               context_mode=cfg.context_mode, time_mode_kind=cfg.time_mode,
                               test_days=cfg.test_days, valid_days=cfg.valid_days, seed=cfg.seed, where=str(reviews))
+        except duckdb.Error as e:     # out of memory, a full disk: one line naming where it spilled
+            raise MrsError(f"{sp}: out-of-core post-processing failed (memory_mb={cfg.memory_mb}; a full "
+                           f"disk there also ends here): {str(e).splitlines()[0]}") from None
         finally:
             con.close()               # its buffer pool goes before the id strings below are built
         item_ids = rv.item_ids.take(pa.array(res.used_items)).to_numpy(zero_copy_only=False)

@@ -45,13 +45,18 @@ def spill_dir(out: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     path = out.parent / f".{out.name}.spill-{os.getpid()}"
     path.mkdir()
-    prev = None
+    prev, got = None, []
     if threading.current_thread() is threading.main_thread():
         def on_term(signum, frame):   # SIGTERM unwinds like Ctrl-C, so the finally below runs
+            got.append(signum)
             raise SystemExit(128 + signum)
         prev = signal.signal(signal.SIGTERM, on_term)
     try:
         yield path
+    except Exception:
+        if got:                       # a C library (DuckDB) turned the SystemExit into its own error
+            raise SystemExit(128 + got[0]) from None
+        raise
     finally:
         shutil.rmtree(path, ignore_errors=True)
         if prev is not None:

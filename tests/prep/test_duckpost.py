@@ -97,3 +97,38 @@ def test_duckdb_with_meta_and_an_emptying_kcore(tmp_path):
         prepare_amazon2023(Amazon2023Config(reviews=str(tmp_path / "Cat.jsonl"), out=str(tmp_path / "e"),
                                             kcore=1000))
     assert not (tmp_path / "e").exists() and not [p for p in tmp_path.iterdir() if ".spill-" in p.name]
+
+
+def test_duckdb_out_of_memory_is_one_line_naming_the_spill_dir(tmp_path):
+    lines = [json.dumps({"rating": 5.0, "parent_asin": f"A{k % 5000}", "user_id": f"user-{k}", "timestamp": T0 + k})
+             for k in range(150_000)]
+    rev = _write(tmp_path / "Cat.jsonl", lines)
+    with pytest.raises(MrsError, match=r"\.d\.spill-\d+: out-of-core post-processing failed \(memory_mb=1"):
+        prepare_amazon2023(Amazon2023Config(reviews=str(rev), out=str(tmp_path / "d"), memory_mb=1, threads=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Cat.jsonl"]
+
+
+def test_sigterm_during_duckdb_leaves_no_output_and_no_spill(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    lines = [json.dumps({"rating": 5.0, "parent_asin": f"A{k % 9000}", "user_id": f"user-{k % 70000}",
+                         "timestamp": T0 + k * 1000}) for k in range(300_000)]
+    rev = _write(tmp_path / "Cat.jsonl", lines)
+    code = ("import sys; from mrs.prep.amazon2023 import Amazon2023Config, prepare_amazon2023; "
+            "prepare_amazon2023(Amazon2023Config(reviews=sys.argv[1], out=sys.argv[2], memory_mb=64, threads=1))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(rev), str(tmp_path / "d")], env=env,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".d.spill-*/prep.duckdb")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "finished before DuckDB started: make the input larger"
+    proc.send_signal(signal.SIGTERM)                   # mid-query: DuckDB is interrupted
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Cat.jsonl"]
