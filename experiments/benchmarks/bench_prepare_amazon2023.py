@@ -73,17 +73,23 @@ def head(src: Path, dst: Path, n: int) -> int:
     return done
 
 
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 24), b""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--raw", default="/tmp/mrs_bench/az_raw", help="mrs synth amazon2023 output")
     ap.add_argument("--work", default="/tmp/mrs_bench/az_work", help="prefix files and outputs (deleted)")
-    ap.add_argument("--lines", type=int, nargs="+", default=[2_500_000, 5_000_000, 10_000_000])
+    ap.add_argument("--lines", type=int, nargs="+", default=[2_500_000, 5_000_000, 10_000_000],
+                    help="prefix sizes; 0: the whole --raw file (e.g. a full-size synth)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["duckdb", "numpy", "pyarrow"])
     ap.add_argument("--set", nargs="*", default=[], help="KEY=VALUE config for both prepares")
     args = ap.parse_args()
     raw, work = Path(args.raw), Path(args.work)
     mrs = [sys.executable, "-m", "mrs"]
-    n_max = max(args.lines)
+    n_max = max(args.lines) or CLOTHING["lines"]
     reviews = next(iter(raw.glob("*.jsonl")), None) if raw.is_dir() else None
     if reviews is None:
         scale = n_max / CLOTHING["lines"]
@@ -97,9 +103,9 @@ def main() -> int:
     rows = []
     print(f"{'lines':>11} {'command':<26} {'wall s':>8} {'CPU s':>8} {'peak GB':>8} "
           f"{'B/row':>6} {'users':>9} {'items':>9}", flush=True)
-    for n in sorted(args.lines):
-        part = work / f"reviews_{n}.jsonl"
-        got = head(reviews, part, n)
+    for n in sorted(args.lines, key=lambda n: n or float("inf")):
+        part = work / f"reviews_{n}.jsonl" if n else reviews     # 0: the whole file, not copied
+        got = head(reviews, part, n) if n else count_lines(reviews)
         base = None
         runs = [("pyarrow.json.read_json", [sys.executable, "-c", PYARROW, str(part)], "pyarrow"),
                 *[(f"prepare engine={e}", mrs + ["prepare", "amazon2023", "--reviews", str(part), "--out",
@@ -124,7 +130,8 @@ def main() -> int:
             print(f"{got:>11,} {name:<26} {wall:>8.1f} {cpu:>8.1f} {peak:>8.2f} "
                   f"{peak * 1024**3 / got:>6.0f} {users!s:>9} {items!s:>9}{ratio}"
                   + ("" if code == 0 else f"  FAILED ({code})"), flush=True)
-        part.unlink()
+        if part != reviews:
+            part.unlink()
     (work / "results.json").write_text(json.dumps(rows, indent=1))
     return 0
 

@@ -132,3 +132,23 @@ def test_sigterm_during_duckdb_leaves_no_output_and_no_spill(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Cat.jsonl"]
+
+
+@pytest.mark.parametrize("kw", [dict(kcore=2), dict(split="mmrec", seed=3)])
+def test_duckdb_equals_numpy_on_a_benchmark_csv(tmp_path, kw):
+    rng = np.random.default_rng(1)
+    rows = ["user_id,parent_asin,rating,timestamp"]
+    for k in range(2000):
+        rows.append(f"u{int(rng.zipf(1.6)) % 80},A{int(rng.zipf(1.4)) % 50},{1 + k % 5}.0,"
+                    f"{T0 + int(rng.integers(0, 300)) * 86_400_000 // 5}")
+    (tmp_path / "Cat.5core.csv").write_text("\n".join(rows) + "\n")
+    outs = {}
+    for engine in ("duckdb", "numpy"):
+        cfg = Amazon2023Config(reviews=str(tmp_path / "Cat.5core.csv"), out=str(tmp_path / engine), engine=engine,
+                               **kw)
+        outs[engine] = load_prepared(prepare_amazon2023(cfg))
+    a, b = outs["duckdb"], outs["numpy"]
+    pd.testing.assert_frame_equal(a.interactions, b.interactions)
+    pd.testing.assert_frame_equal(a.users, b.users)
+    pd.testing.assert_frame_equal(a.items, b.items)
+    assert a.meta["repeated_pairs_dropped"] == b.meta["repeated_pairs_dropped"] > 0
