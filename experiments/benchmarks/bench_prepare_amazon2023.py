@@ -19,7 +19,8 @@ command runs in its own child process, so peak RSS is that child's own (``os.wai
 
 ``--set KEY=VALUE`` is passed to both prepares (e.g. ``kcore=5``, ``memory_mb=1024``).
 
-Prints one row per (size, command) and the ratios to pyarrow's wall time of the same size.
+Prints one row per (size, command) and the ratios to pyarrow's wall time per line of the same
+size (or of its first ``--pyarrow-max-lines`` lines, where the whole file would not fit in memory).
 """
 from __future__ import annotations
 
@@ -85,6 +86,9 @@ def main() -> int:
     ap.add_argument("--lines", type=int, nargs="+", default=[2_500_000, 5_000_000, 10_000_000],
                     help="prefix sizes; 0: the whole --raw file (e.g. a full-size synth)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["duckdb", "numpy", "pyarrow"])
+    ap.add_argument("--pyarrow-max-lines", type=int, default=0,
+                    help="pyarrow reads at most this many lines (a prefix) of a larger size: its table is "
+                         "~200 B per line in memory; ratios are per line")
     ap.add_argument("--set", nargs="*", default=[], help="KEY=VALUE config for both prepares")
     args = ap.parse_args()
     raw, work = Path(args.raw), Path(args.work)
@@ -107,7 +111,11 @@ def main() -> int:
         part = work / f"reviews_{n}.jsonl" if n else reviews     # 0: the whole file, not copied
         got = head(reviews, part, n) if n else count_lines(reviews)
         base = None
-        runs = [("pyarrow.json.read_json", [sys.executable, "-c", PYARROW, str(part)], "pyarrow"),
+        pa_part, pa_lines = part, got
+        if args.pyarrow_max_lines and got > args.pyarrow_max_lines:   # it holds the whole table in memory
+            pa_part = work / f"reviews_pyarrow_{args.pyarrow_max_lines}.jsonl"
+            pa_lines = head(reviews, pa_part, args.pyarrow_max_lines)
+        runs = [("pyarrow.json.read_json", [sys.executable, "-c", PYARROW, str(pa_part)], "pyarrow"),
                 *[(f"prepare engine={e}", mrs + ["prepare", "amazon2023", "--reviews", str(part), "--out",
                                                  str(work / f"out_{e}"), "--set", f"engine={e}",
                                                  *[x for kv in args.set for x in ("--set", kv)]], e)
@@ -122,13 +130,16 @@ def main() -> int:
                 meta = json.loads((out / "dataset.json").read_text())
                 users, items = meta.get("n_users", ""), meta.get("n_items", "")
                 shutil.rmtree(out, ignore_errors=True)
+            lines = pa_lines if key == "pyarrow" else got
             if key == "pyarrow":
-                base = wall
-            ratio = f" ({wall / base:.2f}x pyarrow wall)" if base and key != "pyarrow" else ""
-            rows.append(dict(lines=got, command=name, wall=wall, cpu=cpu, peak_gb=peak, code=code, users=users,
+                base = wall / pa_lines                     # per line: pa_lines may be a prefix
+                if pa_part != part:
+                    pa_part.unlink()
+            ratio = f" ({wall / got / base:.2f}x pyarrow wall per line)" if base and key != "pyarrow" else ""
+            rows.append(dict(lines=lines, command=name, wall=wall, cpu=cpu, peak_gb=peak, code=code, users=users,
                              items=items))
-            print(f"{got:>11,} {name:<26} {wall:>8.1f} {cpu:>8.1f} {peak:>8.2f} "
-                  f"{peak * 1024**3 / got:>6.0f} {users!s:>9} {items!s:>9}{ratio}"
+            print(f"{lines:>11,} {name:<26} {wall:>8.1f} {cpu:>8.1f} {peak:>8.2f} "
+                  f"{peak * 1024**3 / lines:>6.0f} {users!s:>9} {items!s:>9}{ratio}"
                   + ("" if code == 0 else f"  FAILED ({code})"), flush=True)
         if part != reviews:
             part.unlink()
