@@ -19,6 +19,7 @@ A prepared dataset is a directory:
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,18 +128,20 @@ def write_prepared(out_dir: str | Path, interactions: pd.DataFrame, items: pd.Da
 
 
 def write_prepared_stream(out_dir: str | Path, write_interactions: Callable[[Path], tuple[int, np.ndarray]],
-                          items: pd.DataFrame, users: pd.DataFrame | pa.Table, *, name: str, source: str,
+                          items: pd.DataFrame, users: pd.DataFrame | pa.Table | Path, *, name: str, source: str,
                           modes: dict[str, dict], params: dict[str, Any], input_checksum: str,
                           extra: dict[str, Any] | None = None, carry: list[str] | None = None) -> Path:
     """:func:`write_prepared` whose interactions are written by ``write_interactions(path)`` (e.g.
     streamed from an out-of-core query; it returns (rows, rows per split ``(3,)``) and is trusted
-    to have checked codes and mode ranges); ``users`` may be an arrow table (``user``, ``user_id``),
-    so millions of ids never become Python strings."""
+    to have checked codes and mode ranges); ``users`` may be an arrow table (``user``, ``user_id``)
+    or such a parquet file on the same filesystem (moved in), so millions of ids never become
+    Python strings."""
     out_dir = Path(out_dir)
-    n_users, n_items = len(users) if isinstance(users, pd.DataFrame) else users.num_rows, len(items)
+    user_col = pq.read_table(users, columns=["user"])["user"] if isinstance(users, Path) else users["user"]
+    n_users, n_items = len(user_col), len(items)
     if not np.array_equal(items["item"].to_numpy(), np.arange(n_items)):
         raise MrsError(f"{name}: items.parquet 'item' must be 0..{n_items - 1} in order")
-    if not np.array_equal(np.asarray(users["user"]), np.arange(n_users)):
+    if not np.array_equal(np.asarray(user_col), np.arange(n_users)):
         raise MrsError(f"{name}: users.parquet 'user' must be 0..{n_users - 1} in order")
     items = items.copy()
     items["item_id"] = items["item_id"].astype(str)
@@ -168,6 +171,8 @@ def write_prepared_stream(out_dir: str | Path, write_interactions: Callable[[Pat
         items.to_parquet(tmp / "items.parquet", index=False)
         if isinstance(users, pd.DataFrame):
             users.to_parquet(tmp / "users.parquet", index=False)
+        elif isinstance(users, Path):
+            os.replace(users, tmp / "users.parquet")     # a file beside out_dir: a rename
         else:
             pq.write_table(users, tmp / "users.parquet")
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")

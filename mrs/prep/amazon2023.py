@@ -14,10 +14,17 @@ features, description, categories, store and details; the image URL (MAIN image,
 large) goes to items ``image_url`` for ``mrs download-images``, which fills ``image``.
 Modes come from the timestamp (UTC): context weekday/weekend, time month (configurable).
 Splits for non-official input: leave-last-out by time (default), temporal, or mmrec.
+
+Memory (``engine``): with ``duckdb`` (default) the rows wait on disk after reading (codes,
+timestamps, ratings; :mod:`mrs.prep.spill`) and dedup, k-core, compact codes, the split, the time
+modes and the interactions parquet are done out of core by DuckDB under ``memory_mb``
+(:mod:`mrs.prep.duckpost`), so peak RSS is bounded by ``memory_mb`` plus the distinct ids, not
+by rows. ``numpy`` does the same steps in memory (identical result; the official trio always).
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +40,7 @@ from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log, nonempty, require_file,
                              require_nonnegative, time_mode, timestamps_to_seconds)
 from mrs.prep.csvread import read_csv_typed
-from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl, read_reviews_spilled
+from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl, read_reviews_to_parquet
 from mrs.prep.outdir import prepare_out
 from mrs.prep.spill import SpillColumn, Spilled, spill_dir
 from mrs.prep.splits import split_leave_last_out, split_mmrec, split_temporal
@@ -186,31 +193,36 @@ def _prepare_duckdb(cfg: Amazon2023Config, reviews: Path, split_kind: str, bad: 
     spilled), then every per-row step in DuckDB (:mod:`mrs.prep.duckpost`)."""
     import duckdb
 
-    from mrs.prep.duckpost import connect, postprocess
+    from mrs.prep.duckpost import connect, load_parquet, load_spilled, postprocess
 
     with spill_dir(cfg.out) as sp:
-        if is_csv:
-            rv = _spill_csv(reviews, bad, sp)
-        else:
-            rv = read_reviews_spilled(reviews, bad, cfg.block_bytes, sp)
-        bad.check()
-        nonempty(rv.n, f"reading {reviews}")
-        con = connect(sp, cfg.memory_mb, cfg.threads)
+        con = None
         try:
-            res = postprocess(con, rv, split=split_kind, dedup=cfg.dedup, kcore=cfg.kcore, unit=cfg.timestamp_unit,
+            if is_csv:
+                rv = _spill_csv(reviews, bad, sp)
+                bad.check()
+                n = rv.n
+                nonempty(n, f"reading {reviews}")
+                con = connect(sp, cfg.memory_mb, cfg.threads)
+                load_spilled(con, rv)
+                del rv
+            else:
+                n = read_reviews_to_parquet(reviews, bad, cfg.block_bytes, sp / "reviews.parquet")
+                bad.check()
+                nonempty(n, f"reading {reviews}")
+                con = connect(sp, cfg.memory_mb, cfg.threads)
+                load_parquet(con, sp / "reviews.parquet")
+            res = postprocess(con, sp, n, split=split_kind, dedup=cfg.dedup, kcore=cfg.kcore, unit=cfg.timestamp_unit,
                               context_mode=cfg.context_mode, time_mode_kind=cfg.time_mode,
                               test_days=cfg.test_days, valid_days=cfg.valid_days, seed=cfg.seed, where=str(reviews))
         except duckdb.Error as e:     # out of memory, a full disk: one line naming where it spilled
             raise MrsError(f"{sp}: out-of-core post-processing failed (memory_mb={cfg.memory_mb}; a full "
                            f"disk there also ends here): {str(e).splitlines()[0]}") from None
         finally:
-            con.close()               # its buffer pool goes before the id strings below are built
-        item_ids = rv.item_ids.take(pa.array(res.used_items)).to_numpy(zero_copy_only=False)
-        users = pa.table({"user": pa.array(np.arange(len(res.used_users), dtype=np.int64)),
-                          "user_id": rv.user_ids.take(pa.array(res.used_users))})
-        del rv
+            if con is not None:
+                con.close()           # its buffer pool goes before the item strings below are used
         return _write(cfg, reviews, split_kind, [reviews], [bad], meta_path, carry, res.counts, res.modes,
-                      item_ids, res.write, users)
+                      res.item_ids, res.write, res.users)
 
 
 def _spill_csv(reviews: Path, bad: BadRows, sp: Path) -> Spilled:
@@ -259,8 +271,10 @@ def _write(cfg: Amazon2023Config, reviews: Path, split_kind: str, paths: list[Pa
         out = write_prepared(cfg.out, inter, items, users, **kw)
         n = len(inter)
     else:
+        n_users = None if isinstance(users, Path) else len(users)    # a parquet file is moved in
         out = write_prepared_stream(cfg.out, inter, items, users, **kw)
         n = "streamed"
+        users = range(n_users if n_users is not None else json.loads((out / "dataset.json").read_text())["n_users"])
     log.info("amazon2023: %d users, %d items, %s interactions -> %s", len(users), len(items), n, out)
     return out
 

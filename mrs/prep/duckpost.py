@@ -49,10 +49,11 @@ MODE_SQL = {"month": f"month({_TS}) - 1", "week": f"week({_TS}) - 1", "season": 
 
 @dataclass
 class DuckResult:
-    """What the caller needs besides the streamed interactions: O(distinct ids) only."""
+    """What the caller needs besides the written files: O(distinct items) at most."""
 
-    used_users: np.ndarray          # (U,) global user codes kept, ascending (new code = position)
-    used_items: np.ndarray          # (I,)
+    users: Path                     # users.parquet (user, user_id) written in the spill dir
+    n_users: int
+    item_ids: np.ndarray            # (I,) raw item ids (object), in new-code order
     counts: dict                    # reviews_read, timestamp_unit, repeated_pairs_dropped, ...
     modes: dict                     # mode name -> {"cardinality", "labels"}
     write: Callable[[Path], tuple[int, np.ndarray]]  # moves the interactions parquet to path; (rows, per split)
@@ -71,9 +72,23 @@ def connect(spill: Path, memory_mb: int, threads: int = 0):
     return con
 
 
-def _load(con, sp: Spilled) -> None:
-    """Table ``raw(row, u, i, ts, rating)`` from the spill files, block by block; each spill file
-    is deleted once loaded (disk: the table replaces them)."""
+def load_parquet(con, path: Path) -> None:
+    """Tables ``raw(row, u, i, ts, rating)``, ``uid(user_id, u)`` and ``iid(item_id, i)`` from the
+    reader's parquet (:func:`mrs.prep.jsonl.read_reviews_to_parquet`): an id's code is its rank by
+    first row (first appearance, as :class:`mrs.prep.jsonl.IdBuilder`), computed out of core, so
+    no string dictionary is ever held in Python. The parquet file is deleted once loaded."""
+    src = f"read_parquet('{_quote(path)}')"
+    for col, code, tab in (("user_id", "u", "uid"), ("item_id", "i", "iid")):
+        con.execute(f"CREATE TABLE {tab} AS SELECT {col}, (row_number() OVER (ORDER BY first) - 1)::INTEGER "
+                    f"AS {code} FROM (SELECT {col}, min(row) AS first FROM {src} GROUP BY {col})")
+    con.execute(f"CREATE TABLE raw AS SELECT r.row, uid.u, iid.i, r.ts, r.rating FROM {src} r "
+                f"JOIN uid USING (user_id) JOIN iid USING (item_id)")
+    path.unlink(missing_ok=True)
+
+
+def load_spilled(con, sp: Spilled) -> None:
+    """The same tables from codes already assigned (a benchmark csv read whole): spill files are
+    loaded block by block and deleted; the id dictionaries become ``uid``/``iid``."""
     cols = sp.columns
     schema = pa.schema([("row", pa.int64()), ("u", pa.int32()), ("i", pa.int32()), ("ts", pa.int64()),
                         ("rating", pa.float32())])
@@ -87,30 +102,35 @@ def _load(con, sp: Spilled) -> None:
             yield pa.RecordBatch.from_arrays([pa.array(row), pa.array(u), pa.array(i), pa.array(ts),
                                               pa.array(r)], schema=schema)
 
-    reader = pa.RecordBatchReader.from_batches(schema, batches())
-    con.register("spilled", reader)
+    con.register("spilled", pa.RecordBatchReader.from_batches(schema, batches()))
     con.execute("CREATE TABLE raw AS SELECT * FROM spilled")
     con.unregister("spilled")
+    for name, code, ids in (("uid", "u", sp.user_ids), ("iid", "i", sp.item_ids)):
+        col = "user_id" if name == "uid" else "item_id"
+        con.register("ids", pa.table({col: ids.cast(pa.string()),
+                                      code: pa.array(np.arange(len(ids), dtype=np.int32))}))
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM ids")
+        con.unregister("ids")
     for c in cols.values():
         c.path.unlink(missing_ok=True)
 
 
-def postprocess(con, sp: Spilled, *, split: str, dedup: bool, kcore: int, unit: str, context_mode: str,
+def postprocess(con, spill: Path, n_read: int, *, split: str, dedup: bool, kcore: int, unit: str, context_mode: str,
                 time_mode_kind: str, test_days: int, valid_days: int, seed: int, where: str) -> DuckResult:
-    """Run the steps of the module doc on ``sp``; ``split``: leave-last-out | temporal | mmrec."""
+    """Run the steps of the module doc on the loaded tables (``load_parquet``/``load_spilled``) of
+    ``n_read`` rows; files go to ``spill``; ``split``: leave-last-out | temporal | mmrec."""
     q = lambda sql: _one(con, sql)  # noqa: E731
-    _load(con, sp)
-    counts: dict = {"reviews_read": int(sp.n)}
+    counts: dict = {"reviews_read": int(n_read)}
     small, first = q(f"SELECT count(*) FILTER (ts < {SECONDS_BELOW}), "
                      f"any_value(ts) FILTER (row = 0) FROM raw") if unit == "auto" else (0, 0)
-    unit = timestamp_unit(unit, int(small), sp.n, int(first or 0), where)
+    unit = timestamp_unit(unit, int(small), n_read, int(first or 0), where)
     counts["timestamp_unit"] = unit
     # floor division (DuckDB's // truncates toward zero; numpy floors)
     sec = "(ts - ((ts % 1000) + 1000) % 1000) // 1000" if unit == "ms" else "ts"
     if dedup:
         con.execute(f"CREATE TABLE d AS SELECT row, u, i, {sec} AS ts, rating FROM raw "
                     f"QUALIFY row_number() OVER (PARTITION BY u, i ORDER BY {sec}, row) = 1")
-        counts["repeated_pairs_dropped"] = sp.n - int(q("SELECT count(*) FROM d")[0])
+        counts["repeated_pairs_dropped"] = n_read - int(q("SELECT count(*) FROM d")[0])
     else:
         con.execute(f"CREATE TABLE d AS SELECT row, u, i, {sec} AS ts, rating FROM raw")
     con.execute("DROP TABLE raw")
@@ -130,16 +150,20 @@ def postprocess(con, sp: Spilled, *, split: str, dedup: bool, kcore: int, unit: 
                 "FROM (SELECT DISTINCT u FROM d)")
     con.execute("CREATE TABLE im AS SELECT i, (row_number() OVER (ORDER BY i) - 1)::INTEGER AS item "
                 "FROM (SELECT DISTINCT i FROM d)")
-    used_u = con.execute("SELECT u FROM um ORDER BY user").fetchnumpy()["u"].astype(np.int64)
-    used_i = con.execute("SELECT i FROM im ORDER BY item").fetchnumpy()["i"].astype(np.int64)
+    # from here on COPY writes ordered results: insertion order must hold for it to keep the order
+    con.execute("SET preserve_insertion_order = true")
+    users = spill / "users.parquet"
+    con.execute(f"COPY (SELECT um.user::BIGINT AS user, uid.user_id FROM um JOIN uid USING (u) ORDER BY um.user) "
+                f"TO '{_quote(users)}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP})")
+    n_users = int(q("SELECT count(*) FROM um")[0])
+    item_ids = con.sql("SELECT iid.item_id FROM im JOIN iid USING (i) ORDER BY im.item").to_arrow_table()
+    item_ids = item_ids.column(0).to_numpy(zero_copy_only=False)        # (I,) object: --meta matches them
 
     label = _split_sql(con, split, n, test_days, valid_days, seed)
     kinds = {m: k for m, k in (("context", context_mode), ("time", time_mode_kind)) if k != "none"}
     modes = {m: time_mode(np.zeros(1, np.int64), k)[1] for m, k in kinds.items()}   # labels only
     mode_cols = "".join(f", ({MODE_SQL[k]})::INTEGER AS {m}" for m, k in kinds.items())
-    path = sp.columns["ts"].path.parent / "interactions.parquet"       # in the spill dir
-    # the final order is the file's; insertion order must hold for COPY to write it so
-    con.execute("SET preserve_insertion_order = true")
+    path = spill / "interactions.parquet"
     con.execute(f"""COPY (
         SELECT um.user, im.item, d.ts{mode_cols}, ({label})::TINYINT AS split, d.rating
         FROM d JOIN um USING (u) JOIN im USING (i) {"JOIN k USING (row)" if split == "mmrec" else ""}
@@ -154,7 +178,7 @@ def postprocess(con, sp: Spilled, *, split: str, dedup: bool, kcore: int, unit: 
         os.replace(path, dest)        # the spill dir is beside the output: a rename, never a copy
         return n, per_split
 
-    return DuckResult(used_users=used_u, used_items=used_i, counts=counts, modes=modes, write=write)
+    return DuckResult(users=users, n_users=n_users, item_ids=item_ids, counts=counts, modes=modes, write=write)
 
 
 def _quote(path: Path) -> str:

@@ -211,6 +211,30 @@ def read_reviews_spilled(path: Path, bad: BadRows, block_bytes: int, spill: Path
                    user_ids=uid, item_ids=iid)
 
 
+RAW_SCHEMA = pa.schema([("row", pa.int64()), ("user_id", pa.string()), ("item_id", pa.string()),
+                       ("ts", pa.int64()), ("rating", pa.float32())])
+
+
+def read_reviews_to_parquet(path: Path, bad: BadRows, block_bytes: int, out: Path) -> int:
+    """Good rows of ``path`` written as they come to the parquet file ``out`` (:data:`RAW_SCHEMA`:
+    position among the good rows, raw user and item ids, timestamp as stored, rating), one row
+    group per block, so memory is one block whatever the number of rows or distinct ids; ids are
+    numbered later, out of core (:mod:`mrs.prep.duckpost`). Returns the number of rows."""
+    import pyarrow.parquet as pq
+
+    from mrs.prep.spill import disk_errors
+
+    n = 0
+    with disk_errors(out), pq.ParquetWriter(out, RAW_SCHEMA, compression="snappy") as w:
+        for user, item, ts, rating in _review_blocks(path, bad, block_bytes):
+            w.write_batch(pa.RecordBatch.from_arrays(
+                [pa.array(np.arange(n, n + len(ts), dtype=np.int64)), user.combine_chunks().cast(pa.string()),
+                 (item.combine_chunks() if isinstance(item, pa.ChunkedArray) else item).cast(pa.string()),
+                 pa.array(ts), pa.array(rating)], schema=RAW_SCHEMA))
+            n += len(ts)
+    return n
+
+
 def _mask(cond: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Boolean numpy mask; nulls count as True (a null id is an empty id)."""
     return np.asarray(pc.fill_null(cond, True).to_numpy(zero_copy_only=False), dtype=bool)

@@ -73,6 +73,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """A full disk (or another write error) while writing ``path`` fails in one line naming it."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e):
+            raise MrsError(f"{path}: disk full while spilling ({e.strerror or e}); free space there or "
+                           f"point the output elsewhere") from None
+        raise MrsError(f"{path}: cannot write spill file ({e.strerror or e})") from None
+
+
 def _write(fh, path: Path, arr: np.ndarray) -> None:
     try:
         fh.write(np.ascontiguousarray(arr).tobytes())
