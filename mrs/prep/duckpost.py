@@ -1,12 +1,16 @@
-"""Out-of-core post-processing of spilled reviews with DuckDB: memory bounded by distinct ids.
+"""Out-of-core preparation of reviews with DuckDB: memory bounded by ``memory_mb``, not by rows.
 
-After :func:`mrs.prep.jsonl.read_reviews_spilled` the rows wait on disk as int32 codes, int64
-timestamps and float32 ratings. Loading them back into numpy made peak RSS grow ~55-75 bytes per
-row (issue 12: dedup's hash table, k-core masks, split sort orders, the interactions frame).
-Here every per-row step runs in DuckDB on a database file inside the spill directory, with
-``SET memory_limit`` (sorts, windows and hash tables beyond it go to ``temp_directory``, also in
-the spill directory, so :func:`mrs.prep.spill.spill_dir` removes everything on success, error
-and SIGTERM), and the interactions parquet is written from the result in record batches.
+:func:`mrs.prep.jsonl.read_reviews_to_parquet` writes the good rows as they are parsed to a
+parquet file in the spill directory (raw string ids, timestamps, ratings; one block in memory).
+Loading everything back into numpy made peak RSS grow ~55-75 bytes per row (issue 12: dedup's
+hash table, k-core masks, split sort orders, the interactions frame), and a string dictionary of
+the ids (one copy per distinct id, several during each merge) grew with the distinct ids. Here
+the ids are numbered and every per-row step runs in DuckDB on a database file inside the spill
+directory, with ``SET memory_limit`` (sorts, windows, joins and hash tables beyond it go to
+``temp_directory``, also in the spill directory, so :func:`mrs.prep.spill.spill_dir` removes
+everything on success, error and SIGTERM); interactions and users are written by DuckDB
+(``COPY``) and moved into the output. Only the item ids come back to Python (``--meta`` matches
+them).
 
 The steps give exactly the numpy path's result (``engine=numpy`` in :mod:`mrs.prep.amazon2023`;
 ``row`` is the position among the good rows of the file):
@@ -16,14 +20,13 @@ The steps give exactly the numpy path's result (``engine=numpy`` in :mod:`mrs.pr
   time, then ``duplicated``);
 - k-core: every pass drops, at once, the rows of users or items with fewer than ``k`` rows among
   the kept ones, until a pass drops nothing (at most 100 passes, as :func:`mrs.prep.common.kcore`);
-- compact codes: the used global codes, ascending, become ``0..k-1`` (first-appearance order);
+- ids: numbered by first row (``IdBuilder``'s first appearance); compact codes: the used codes,
+  ascending, become ``0..k-1`` (first-appearance order among the kept rows);
 - leave-last-out: per user by ``(ts, row)``, last = test, previous = valid, users with < 3 rows
   train; temporal: cut on ``max(ts)``; mmrec: ``rng.random`` drawn in row order over the kept rows
   (drawn in blocks: the same stream as one draw), rank within user by ``(key, row)``;
 - time modes: :func:`mrs.prep.common.time_mode`'s, in SQL (``MODE_SQL``);
-- the interactions parquet is written by DuckDB (``COPY``) into the spill directory and renamed
-  into the output, so the connection (and its buffer pool) is closed before the id strings of
-  users and items are built.
+- a benchmark csv (read whole, as in the numpy path) comes in through ``load_spilled``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Reading a file far larger than memory: id dictionaries bounded by distinct ids, columns spilled.
 
-Two parts, used by the Amazon 2023 jsonl reader (:mod:`mrs.prep.jsonl`):
+Two parts, used by the Amazon 2023 jsonl reader of ``engine=numpy`` (:mod:`mrs.prep.jsonl`; the
+default ``engine=duckdb`` numbers ids out of core instead, :mod:`mrs.prep.duckpost`):
 
 - :class:`GlobalIds`: raw string ids -> ``0..n-1`` in order of first appearance. Each block is
   dictionary-encoded on its own (C++); the blocks' dictionaries wait in memory only until they

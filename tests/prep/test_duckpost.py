@@ -152,3 +152,15 @@ def test_duckdb_equals_numpy_on_a_benchmark_csv(tmp_path, kw):
     pd.testing.assert_frame_equal(a.users, b.users)
     pd.testing.assert_frame_equal(a.items, b.items)
     assert a.meta["repeated_pairs_dropped"] == b.meta["repeated_pairs_dropped"] > 0
+
+
+def test_disk_full_while_spilling_the_reviews_names_the_file(tmp_path):
+    from pathlib import Path
+
+    from mrs.prep.common import BadRows
+    from mrs.prep.jsonl import read_reviews_to_parquet
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    rev = _write(tmp_path / "Cat.jsonl", _lines(3000))
+    with pytest.raises(MrsError, match="/dev/full: disk full while spilling"):
+        read_reviews_to_parquet(rev, BadRows(str(rev)), 4096, Path("/dev/full"))
