@@ -1,7 +1,9 @@
 """``mrs prepare amazon2023`` with ``engine=duckdb`` and ``engine=numpy`` on one reviews file: are the
 prepared datasets identical? Prints the sizes and "identical" (or the first difference).
 
-    python experiments/scale/compare_engines.py REVIEWS.jsonl WORKDIR
+    python experiments/scale/compare_engines.py REVIEWS.jsonl WORKDIR [KEY=INT ...]
+
+``KEY=INT``: integer config keys for both (e.g. ``kcore=5``).
 """
 import json
 import shutil
@@ -15,11 +17,12 @@ from mrs.prep.amazon2023 import Amazon2023Config, prepare_amazon2023
 
 if __name__ == "__main__":
     reviews, work = sys.argv[1], Path(sys.argv[2])
+    kw = {k: int(v) for k, v in (a.split("=", 1) for a in sys.argv[3:])}
     outs = {}
     for engine in ("duckdb", "numpy"):
         out = work / f"out_{engine}"
         shutil.rmtree(out, ignore_errors=True)
-        outs[engine] = load_prepared(prepare_amazon2023(Amazon2023Config(reviews=reviews, out=str(out), engine=engine)))
+        outs[engine] = load_prepared(prepare_amazon2023(Amazon2023Config(reviews=reviews, out=str(out), engine=engine, **kw)))
     a, b = outs["duckdb"], outs["numpy"]
     for part in ("interactions", "users", "items"):
         pd.testing.assert_frame_equal(getattr(a, part), getattr(b, part))
