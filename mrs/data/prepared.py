@@ -19,13 +19,16 @@ A prepared dataset is a directory:
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mrs.errors import MrsError
 from mrs.io import atomic_dir
@@ -114,35 +117,64 @@ def write_prepared(out_dir: str | Path, interactions: pd.DataFrame, items: pd.Da
     n_users, n_items = len(users), len(items)
     _check_index(inter["user"], n_users, "user", name)
     _check_index(inter["item"], n_items, "item", name)
+    counts = np.bincount(inter["split"].to_numpy(), minlength=3)
+
+    def write_inter(path: Path) -> tuple[int, np.ndarray]:
+        inter.to_parquet(path, index=False)
+        return len(inter), counts
+
+    return write_prepared_stream(out_dir, write_inter, items, users, name=name, source=source, modes=modes,
+                                 params=params, input_checksum=input_checksum, extra=extra, carry=carry)
+
+
+def write_prepared_stream(out_dir: str | Path, write_interactions: Callable[[Path], tuple[int, np.ndarray]],
+                          items: pd.DataFrame, users: pd.DataFrame | pa.Table | Path, *, name: str, source: str,
+                          modes: dict[str, dict], params: dict[str, Any], input_checksum: str,
+                          extra: dict[str, Any] | None = None, carry: list[str] | None = None) -> Path:
+    """:func:`write_prepared` whose interactions are written by ``write_interactions(path)`` (e.g.
+    streamed from an out-of-core query; it returns (rows, rows per split ``(3,)``) and is trusted
+    to have checked codes and mode ranges); ``users`` may be an arrow table (``user``, ``user_id``)
+    or such a parquet file on the same filesystem (moved in), so millions of ids never become
+    Python strings."""
+    out_dir = Path(out_dir)
+    user_col = pq.read_table(users, columns=["user"])["user"] if isinstance(users, Path) else users["user"]
+    n_users, n_items = len(user_col), len(items)
     if not np.array_equal(items["item"].to_numpy(), np.arange(n_items)):
         raise MrsError(f"{name}: items.parquet 'item' must be 0..{n_items - 1} in order")
-    if not np.array_equal(users["user"].to_numpy(), np.arange(n_users)):
+    if not np.array_equal(np.asarray(user_col), np.arange(n_users)):
         raise MrsError(f"{name}: users.parquet 'user' must be 0..{n_users - 1} in order")
     items = items.copy()
     items["item_id"] = items["item_id"].astype(str)
-    users = users.copy()
-    users["user_id"] = users["user_id"].astype(str)
-    counts = np.bincount(inter["split"].to_numpy(), minlength=3)
-    meta = {
-        "name": name,
-        "source": source,
-        "n_users": n_users,
-        "n_items": n_items,
-        "n_interactions": int(len(inter)),
-        "modes": {m: {"cardinality": int(s["cardinality"]), "labels": [str(x) for x in s.get("labels", [])]}
-                  for m, s in modes.items()},
-        "splits": {k: int(counts[v]) for k, v in SPLITS.items()},
-        "params": params,
-        "input_checksum": input_checksum,
-        "items_checksum": items_checksum(items["item_id"]),
-        **(extra or {}),
-    }
+    if isinstance(users, pd.DataFrame):
+        users = users.copy()
+        users["user_id"] = users["user_id"].astype(str)
     if carry is None:
         carry = sorted(e.name for e in out_dir.iterdir() if e.name not in FILES) if out_dir.is_dir() else []
     with atomic_dir(out_dir, carry=carry) as tmp:
-        inter.to_parquet(tmp / "interactions.parquet", index=False)
+        n_inter, counts = write_interactions(tmp / "interactions.parquet")
+        if n_inter == 0:
+            raise MrsError(f"{name}: no interactions left to write")
+        meta = {
+            "name": name,
+            "source": source,
+            "n_users": n_users,
+            "n_items": n_items,
+            "n_interactions": int(n_inter),
+            "modes": {m: {"cardinality": int(s["cardinality"]), "labels": [str(x) for x in s.get("labels", [])]}
+                      for m, s in modes.items()},
+            "splits": {k: int(counts[v]) for k, v in SPLITS.items()},
+            "params": params,
+            "input_checksum": input_checksum,
+            "items_checksum": items_checksum(items["item_id"]),
+            **(extra or {}),
+        }
         items.to_parquet(tmp / "items.parquet", index=False)
-        users.to_parquet(tmp / "users.parquet", index=False)
+        if isinstance(users, pd.DataFrame):
+            users.to_parquet(tmp / "users.parquet", index=False)
+        elif isinstance(users, Path):
+            os.replace(users, tmp / "users.parquet")     # a file beside out_dir: a rename
+        else:
+            pq.write_table(users, tmp / "users.parquet")
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return out_dir
 

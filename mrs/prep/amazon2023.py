@@ -14,10 +14,17 @@ features, description, categories, store and details; the image URL (MAIN image,
 large) goes to items ``image_url`` for ``mrs download-images``, which fills ``image``.
 Modes come from the timestamp (UTC): context weekday/weekend, time month (configurable).
 Splits for non-official input: leave-last-out by time (default), temporal, or mmrec.
+
+Memory (``engine``): with ``duckdb`` (default) the rows wait on disk after reading (codes,
+timestamps, ratings; :mod:`mrs.prep.spill`) and dedup, k-core, compact codes, the split, the time
+modes and the interactions parquet are done out of core by DuckDB under ``memory_mb``
+(:mod:`mrs.prep.duckpost`), so peak RSS is bounded by ``memory_mb`` plus the distinct ids, not
+by rows. ``numpy`` does the same steps in memory (identical result; the official trio always).
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,15 +34,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mrs.data.prepared import write_prepared
+from mrs.data.prepared import write_prepared, write_prepared_stream
 from mrs.errors import MrsError
 from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log, nonempty, require_file,
                              require_nonnegative, time_mode, timestamps_to_seconds)
 from mrs.prep.csvread import read_csv_typed
-from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl
+from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl, read_reviews_to_parquet
 from mrs.prep.outdir import prepare_out
-from mrs.prep.spill import spill_dir
+from mrs.prep.spill import SpillColumn, Spilled, spill_dir
 from mrs.prep.splits import split_leave_last_out, split_mmrec, split_temporal
 
 
@@ -57,7 +64,11 @@ class Amazon2023Config:
     valid_days: int = 30                       # temporal split only
     seed: int = 2023                           # mmrec split only
     block_bytes: int = 1 << 26                 # jsonl bytes parsed per block (bounds memory on 66M-line files)
-    spill: bool = True                         # raw jsonl: codes/timestamps wait on disk beside --out, id
+    engine: Literal["duckdb", "numpy"] = "duckdb"  # raw jsonl: dedup/k-core/split out of core in DuckDB
+                                               # (mrs.prep.duckpost), or in numpy (memory grows with rows)
+    memory_mb: int = 2048                      # engine duckdb: its memory_limit (beyond: temp files in the spill dir)
+    threads: int = 0                           # engine duckdb: its threads (0: DuckDB's default, one per core)
+    spill: bool = True                         # engine numpy: codes/timestamps wait on disk beside --out, id
                                                # dictionaries bounded by distinct ids (false: all in memory)
     max_bad_frac: float = 0.01                 # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"
@@ -110,11 +121,14 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     # every input and --out are checked before the (possibly hour-long) read of the reviews
     meta_path = require_file(cfg.meta, "amazon2023 --meta") if cfg.meta else None
     require_nonnegative(cfg, ("kcore", "test_days", "valid_days"), "amazon2023")
-    if cfg.block_bytes < 1:
-        raise MrsError(f"amazon2023: config key 'block_bytes' must be >= 1, got {cfg.block_bytes}")
+    for key in ("block_bytes", "memory_mb"):
+        if getattr(cfg, key) < 1:
+            raise MrsError(f"amazon2023: config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     carry = prepare_out(cfg.out, [*paths, meta_path], cfg.overwrite, cfg.discard_derived)
     bads = [BadRows(str(p), max_frac=cfg.max_bad_frac) for p in paths]
     is_csv = re.search(r"\.csv(\.gz)?$", reviews.name) is not None
+    if cfg.engine == "duckdb" and split_kind != "official":   # the official trio is kept as is: numpy
+        return _prepare_duckdb(cfg, reviews, split_kind, bads[0], meta_path, carry, is_csv)
     if is_csv:
         u, uid, i, iid, ts, rating, label = _read_csvs(paths, bads)
     else:
@@ -169,6 +183,63 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
                           "rating": rating}, copy=False)
     del u, i, ts, cols, split, rating, label
 
+    return _write(cfg, reviews, split_kind, paths, bads, meta_path, carry, counts, modes, item_ids, inter,
+                  pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids}))
+
+
+def _prepare_duckdb(cfg: Amazon2023Config, reviews: Path, split_kind: str, bad: BadRows,
+                    meta_path: Path | None, carry: list[str], is_csv: bool) -> Path:
+    """Reviews read to spill files (a benchmark csv: read whole, as in the numpy path, then
+    spilled), then every per-row step in DuckDB (:mod:`mrs.prep.duckpost`)."""
+    import duckdb
+
+    from mrs.prep.duckpost import connect, load_parquet, load_spilled, postprocess
+
+    with spill_dir(cfg.out) as sp:
+        con = None
+        try:
+            if is_csv:
+                rv = _spill_csv(reviews, bad, sp)
+                bad.check()
+                n = rv.n
+                nonempty(n, f"reading {reviews}")
+                con = connect(sp, cfg.memory_mb, cfg.threads)
+                load_spilled(con, rv)
+                del rv
+            else:
+                n = read_reviews_to_parquet(reviews, bad, cfg.block_bytes, sp / "reviews.parquet")
+                bad.check()
+                nonempty(n, f"reading {reviews}")
+                con = connect(sp, cfg.memory_mb, cfg.threads)
+                load_parquet(con, sp / "reviews.parquet")
+            res = postprocess(con, sp, n, split=split_kind, dedup=cfg.dedup, kcore=cfg.kcore, unit=cfg.timestamp_unit,
+                              context_mode=cfg.context_mode, time_mode_kind=cfg.time_mode,
+                              test_days=cfg.test_days, valid_days=cfg.valid_days, seed=cfg.seed, where=str(reviews))
+        except duckdb.Error as e:     # out of memory, a full disk: one line naming where it spilled
+            raise MrsError(f"{sp}: out-of-core post-processing failed (memory_mb={cfg.memory_mb}; a full "
+                           f"disk there also ends here): {str(e).splitlines()[0]}") from None
+        finally:
+            if con is not None:
+                con.close()           # its buffer pool goes before the item strings below are used
+        return _write(cfg, reviews, split_kind, [reviews], [bad], meta_path, carry, res.counts, res.modes,
+                      res.item_ids, res.write, res.users)
+
+
+def _spill_csv(reviews: Path, bad: BadRows, sp: Path) -> Spilled:
+    u, uid, i, iid, ts, rating, _ = _read_csvs([reviews], [bad])
+    cols = {}
+    for name, arr, dtype in (("user", u, np.int32), ("item", i, np.int32), ("ts", ts, np.int64),
+                             ("rating", rating, np.float32)):
+        cols[name] = SpillColumn(sp / f"{name}.csv.bin", dtype)
+        cols[name].append(arr)
+        cols[name].close()
+    return Spilled(n=len(u), columns=cols, user_ids=uid, item_ids=iid)
+
+
+def _write(cfg: Amazon2023Config, reviews: Path, split_kind: str, paths: list[Path], bads: list[BadRows],
+           meta_path: Path | None, carry: list[str], counts: dict, modes: dict, item_ids: np.ndarray,
+           inter, users) -> Path:
+    """Items (with --meta), users and the interactions (a frame, or a function that streams them)."""
     items = pd.DataFrame({"item": np.arange(len(item_ids)), "item_id": item_ids, "text": "",
                           "image": pd.Series([None] * len(item_ids), dtype=object),
                           "image_url": pd.Series([None] * len(item_ids), dtype=object),
@@ -190,15 +261,21 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
     else:
         counts["n_items_without_meta"] = len(item_ids)
     counts["n_items_with_image_url"] = int(items["image_url"].notna().sum())
-    users = pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids})
     checksum, kind = input_checksum(inputs, cfg.checksum)
-    out = write_prepared(
-        cfg.out, inter, items, users, name=cfg.name or re.sub(r"(\.train)?\.(csv|jsonl|json)(\.gz)?$", "", reviews.name),
-        source="amazon2023", modes=modes, params={**asdict(cfg), "split_used": split_kind},
-        input_checksum=checksum,
-        extra={"input_checksum_kind": kind, "image_root": "images",  # relative to the dataset dir
-               "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts}, carry=carry)
-    log.info("amazon2023: %d users, %d items, %d interactions -> %s", len(users), len(items), len(inter), out)
+    kw = dict(name=cfg.name or re.sub(r"(\.train)?\.(csv|jsonl|json)(\.gz)?$", "", reviews.name),
+              source="amazon2023", modes=modes, params={**asdict(cfg), "split_used": split_kind},
+              input_checksum=checksum,
+              extra={"input_checksum_kind": kind, "image_root": "images",  # relative to the dataset dir
+                     "bad_rows": {Path(b.path).name: b.summary() for b in bads}, **counts}, carry=carry)
+    if isinstance(inter, pd.DataFrame):
+        out = write_prepared(cfg.out, inter, items, users, **kw)
+        n = len(inter)
+    else:
+        n_users = None if isinstance(users, Path) else len(users)    # a parquet file is moved in
+        out = write_prepared_stream(cfg.out, inter, items, users, **kw)
+        n = "streamed"
+        users = range(n_users if n_users is not None else json.loads((out / "dataset.json").read_text())["n_users"])
+    log.info("amazon2023: %d users, %d items, %s interactions -> %s", len(users), len(items), n, out)
     return out
 
 

@@ -130,20 +130,25 @@ def timestamps_to_seconds(ts: np.ndarray, unit: str, where: str) -> tuple[np.nda
     otherwise all land in January 1970 (one time mode): then it warns and converts. A file mixing
     both is refused; ``unit`` forces either.
     """
-    if unit == "auto":
-        small = int(np.count_nonzero(ts < SECONDS_BELOW)) if len(ts) else 0
-        if small <= 0.01 * len(ts):
-            unit = "ms"
-        elif small >= 0.99 * len(ts):
-            unit = "s"
-            example = pd.to_datetime(int(ts[0]), unit="s", utc=True).date()
-            log.warning("%s: timestamps are in seconds, not milliseconds (%d of %d below 1e11, e.g. %d = %s); "
-                        "reading them as seconds (force with --timestamp-unit ms)", where, small, len(ts),
-                        int(ts[0]), example)
-        else:
-            raise MrsError(f"{where}: timestamps mix units: {small} of {len(ts)} are below 1e11 (seconds) and "
-                           f"the rest look like milliseconds; force one with --timestamp-unit s|ms")
+    small = int(np.count_nonzero(ts < SECONDS_BELOW)) if unit == "auto" and len(ts) else 0
+    unit = timestamp_unit(unit, small, len(ts), int(ts[0]) if len(ts) else 0, where)
     return (ts // 1000 if unit == "ms" else ts), unit
+
+
+def timestamp_unit(unit: str, small: int, n: int, first: int, where: str) -> str:
+    """The unit ``auto`` stands for, from ``small`` of ``n`` values below ``SECONDS_BELOW`` (the
+    ``first`` value is quoted in the warning); see :func:`timestamps_to_seconds`."""
+    if unit != "auto":
+        return unit
+    if small <= 0.01 * n:
+        return "ms"
+    if small >= 0.99 * n:
+        example = pd.to_datetime(first, unit="s", utc=True).date()
+        log.warning("%s: timestamps are in seconds, not milliseconds (%d of %d below 1e11, e.g. %d = %s); "
+                    "reading them as seconds (force with --timestamp-unit ms)", where, small, n, first, example)
+        return "s"
+    raise MrsError(f"{where}: timestamps mix units: {small} of {n} are below 1e11 (seconds) and "
+                   f"the rest look like milliseconds; force one with --timestamp-unit s|ms")
 
 
 def nonempty(n: int, what: str) -> None:

@@ -135,22 +135,10 @@ def _parse_block(block: bytes, first: int, bad: BadRows) -> tuple[pa.Table, np.n
     return pa.table(rows, schema=REVIEW_SCHEMA), np.array(good, dtype=np.int64)
 
 
-def read_reviews_jsonl(path: Path, bad: BadRows, block_bytes: int = 1 << 26, spill: Path | None = None
-                       ) -> tuple[np.ndarray, pa.Array, np.ndarray, pa.Array, np.ndarray, np.ndarray]:
-    """(user codes, user ids, item codes, item ids, timestamps as stored, ratings) of good rows.
-
-    ``spill``: a directory (:func:`mrs.prep.spill.spill_dir`) where codes, timestamps and ratings
-    wait until the end, with id dictionaries bounded by distinct ids (:class:`GlobalIds`); without
-    it every block's codes and dictionary stay in memory (fine for small files).
-    """
-    if spill is not None:
-        from mrs.prep.spill import GlobalIds, SpillColumn
-
-        users, items = GlobalIds(spill, "user"), GlobalIds(spill, "item")
-        ts_col, rating_col = SpillColumn(spill / "ts.i64", np.int64), SpillColumn(spill / "rating.f32", np.float32)
-    else:
-        users, items = IdBuilder(), IdBuilder()
-    ts_parts, rating_parts = [], []
+def _review_blocks(path: Path, bad: BadRows, block_bytes: int
+                   ) -> Iterator[tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray, np.ndarray]]:
+    """Per block of good rows: (user ids, item ids (parent_asin, else asin), timestamps as stored
+    int64, ratings float32); bad rows are counted in ``bad`` and skipped."""
     total = path.stat().st_size if path.suffix != ".gz" else None
     with reading(path), open_text(path) as f, tqdm(desc=f"reading {path.name}", total=total, unit="B",
                                                    unit_scale=True, mininterval=2.0, leave=False) as bar:
@@ -172,23 +160,79 @@ def read_reviews_jsonl(path: Path, bad: BadRows, block_bytes: int = 1 << 26, spi
             if drop.any():
                 keep = pa.array(~drop)
                 t, item = t.filter(keep), item.filter(keep)
-            users.add(t["user_id"])
-            items.add(item)
-            ts = t["timestamp"].to_numpy(zero_copy_only=False).astype(np.int64)
-            rating = t["rating"].to_numpy(zero_copy_only=False).astype(np.float32)
-            if spill is not None:
-                ts_col.append(ts)
-                rating_col.append(rating)
-            else:
-                ts_parts.append(ts)
-                rating_parts.append(rating)
+            yield (t["user_id"], item, t["timestamp"].to_numpy(zero_copy_only=False).astype(np.int64),
+                   t["rating"].to_numpy(zero_copy_only=False).astype(np.float32))
             bar.update(len(block))
+
+
+def read_reviews_jsonl(path: Path, bad: BadRows, block_bytes: int = 1 << 26, spill: Path | None = None
+                       ) -> tuple[np.ndarray, pa.Array, np.ndarray, pa.Array, np.ndarray, np.ndarray]:
+    """(user codes, user ids, item codes, item ids, timestamps as stored, ratings) of good rows.
+
+    ``spill``: a directory (:func:`mrs.prep.spill.spill_dir`) where codes, timestamps and ratings
+    wait until the end, with id dictionaries bounded by distinct ids (:class:`GlobalIds`); without
+    it every block's codes and dictionary stay in memory (fine for small files).
+    """
+    if spill is not None:
+        s = read_reviews_spilled(path, bad, block_bytes, spill)
+        return (s.columns["user"].read(), s.user_ids, s.columns["item"].read(), s.item_ids,
+                s.columns["ts"].read(), s.columns["rating"].read())
+    users, items = IdBuilder(), IdBuilder()
+    ts_parts, rating_parts = [], []
+    for user, item, ts, rating in _review_blocks(path, bad, block_bytes):
+        users.add(user)
+        items.add(item)
+        ts_parts.append(ts)
+        rating_parts.append(rating)
     u, uid = users.finish()
     i, iid = items.finish()
-    if spill is not None:
-        return u, uid, i, iid, ts_col.read(), rating_col.read()
     cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
     return u, uid, i, iid, cat(ts_parts, np.int64), cat(rating_parts, np.float32)
+
+
+def read_reviews_spilled(path: Path, bad: BadRows, block_bytes: int, spill: Path):
+    """Good rows of ``path`` left on disk: a :class:`mrs.prep.spill.Spilled` whose ``columns``
+    (``user``/``item`` int32 codes, ``ts`` int64 as stored, ``rating`` float32, in file order) are
+    closed spill files, and whose id dictionaries hold one string per distinct id."""
+    from mrs.prep.spill import GlobalIds, SpillColumn, Spilled
+
+    users, items = GlobalIds(spill, "user"), GlobalIds(spill, "item")
+    ts_col, rating_col = SpillColumn(spill / "ts.i64", np.int64), SpillColumn(spill / "rating.f32", np.float32)
+    for user, item, ts, rating in _review_blocks(path, bad, block_bytes):
+        users.add(user)
+        items.add(item)
+        ts_col.append(ts)
+        rating_col.append(rating)
+    ucol, uid = users.finish_spilled()
+    icol, iid = items.finish_spilled()
+    for c in (ts_col, rating_col):
+        c.close()
+    return Spilled(n=ts_col.n, columns={"user": ucol, "item": icol, "ts": ts_col, "rating": rating_col},
+                   user_ids=uid, item_ids=iid)
+
+
+RAW_SCHEMA = pa.schema([("row", pa.int64()), ("user_id", pa.string()), ("item_id", pa.string()),
+                       ("ts", pa.int64()), ("rating", pa.float32())])
+
+
+def read_reviews_to_parquet(path: Path, bad: BadRows, block_bytes: int, out: Path) -> int:
+    """Good rows of ``path`` written as they come to the parquet file ``out`` (:data:`RAW_SCHEMA`:
+    position among the good rows, raw user and item ids, timestamp as stored, rating), one row
+    group per block, so memory is one block whatever the number of rows or distinct ids; ids are
+    numbered later, out of core (:mod:`mrs.prep.duckpost`). Returns the number of rows."""
+    import pyarrow.parquet as pq
+
+    from mrs.prep.spill import disk_errors
+
+    n = 0
+    with disk_errors(out), pq.ParquetWriter(out, RAW_SCHEMA, compression="snappy") as w:
+        for user, item, ts, rating in _review_blocks(path, bad, block_bytes):
+            w.write_batch(pa.RecordBatch.from_arrays(
+                [pa.array(np.arange(n, n + len(ts), dtype=np.int64)), user.combine_chunks().cast(pa.string()),
+                 (item.combine_chunks() if isinstance(item, pa.ChunkedArray) else item).cast(pa.string()),
+                 pa.array(ts), pa.array(rating)], schema=RAW_SCHEMA))
+            n += len(ts)
+    return n
 
 
 def _mask(cond: pa.Array | pa.ChunkedArray) -> np.ndarray:

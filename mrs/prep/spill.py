@@ -1,6 +1,7 @@
 """Reading a file far larger than memory: id dictionaries bounded by distinct ids, columns spilled.
 
-Two parts, used by the Amazon 2023 jsonl reader (:mod:`mrs.prep.jsonl`):
+Two parts, used by the Amazon 2023 jsonl reader of ``engine=numpy`` (:mod:`mrs.prep.jsonl`; the
+default ``engine=duckdb`` numbers ids out of core instead, :mod:`mrs.prep.duckpost`):
 
 - :class:`GlobalIds`: raw string ids -> ``0..n-1`` in order of first appearance. Each block is
   dictionary-encoded on its own (C++); the blocks' dictionaries wait in memory only until they
@@ -23,6 +24,7 @@ import os
 import shutil
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -44,13 +46,18 @@ def spill_dir(out: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     path = out.parent / f".{out.name}.spill-{os.getpid()}"
     path.mkdir()
-    prev = None
+    prev, got = None, []
     if threading.current_thread() is threading.main_thread():
         def on_term(signum, frame):   # SIGTERM unwinds like Ctrl-C, so the finally below runs
+            got.append(signum)
             raise SystemExit(128 + signum)
         prev = signal.signal(signal.SIGTERM, on_term)
     try:
         yield path
+    except Exception:
+        if got:                       # a C library (DuckDB) turned the SystemExit into its own error
+            raise SystemExit(128 + got[0]) from None
+        raise
     finally:
         shutil.rmtree(path, ignore_errors=True)
         if prev is not None:
@@ -65,6 +72,18 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextlib.contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """A full disk (or another write error) while writing ``path`` fails in one line naming it."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e):
+            raise MrsError(f"{path}: disk full while spilling ({e.strerror or e}); free space there or "
+                           f"point the output elsewhere") from None
+        raise MrsError(f"{path}: cannot write spill file ({e.strerror or e})") from None
 
 
 def _write(fh, path: Path, arr: np.ndarray) -> None:
@@ -90,11 +109,23 @@ class SpillColumn:
         _write(self._fh, self.path, np.asarray(arr, dtype=self.dtype))
         self.n += len(arr)
 
-    def read(self) -> np.ndarray:
-        """All values ``(n,)``, in memory (one copy, no per-block lists); the file is deleted."""
+    def close(self) -> None:
+        """Flush and close the file (it stays for :meth:`read` or :meth:`chunks`)."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+    def chunks(self, rows: int) -> Iterator[np.ndarray]:
+        """The values in blocks of ``rows``, read (not memory-mapped: mapped pages would count as
+        resident memory) one block at a time."""
+        self.close()
+        with open(self.path, "rb") if self.n else contextlib.nullcontext() as f:
+            for start in range(0, self.n, rows):
+                yield np.fromfile(f, dtype=self.dtype, count=min(rows, self.n - start))
+
+    def read(self) -> np.ndarray:
+        """All values ``(n,)``, in memory (one copy, no per-block lists); the file is deleted."""
+        self.close()
         if self.n == 0:
             return np.zeros(0, self.dtype)
         out = np.fromfile(self.path, dtype=self.dtype, count=self.n)
@@ -145,3 +176,20 @@ class GlobalIds:
         """(global code per added value ``(N,)`` int32, unique raw ids in code order)."""
         self.flush()
         return self.codes.read(), self.uniques
+
+    def finish_spilled(self) -> tuple[SpillColumn, pa.Array]:
+        """Like :meth:`finish`, but the codes stay in their (closed) spill file."""
+        self.flush()
+        self.codes.close()
+        return self.codes, self.uniques
+
+
+@dataclass
+class Spilled:
+    """A review file read to disk: ``n`` good rows as spill ``columns`` in file order, and the id
+    dictionaries (code -> raw id), which hold one string per distinct id."""
+
+    n: int
+    columns: dict[str, SpillColumn]
+    user_ids: pa.Array
+    item_ids: pa.Array
