@@ -1,9 +1,38 @@
 """One small planted dataset, one trained run and its exported model directory per session."""
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
 import pytest
 
 from tests.train.conftest import tiny_overrides
+
+
+@contextlib.contextmanager
+def loopback_server(app) -> Iterator[str]:
+    """A real uvicorn server for ``app`` on a free loopback port, in a thread; yields its URL and
+    stops it on exit (the HTTP tests go through sockets, not the in-process TestClient)."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    try:
+        deadline = time.time() + 30
+        while not server.started:
+            assert time.time() < deadline and th.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        th.join(10)
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,7 @@
 server under concurrent requests (with an item added meanwhile) answers every request."""
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -109,28 +107,14 @@ def test_similar_health_and_docs(client, service):
     assert "/recommend" in client.get("/openapi.json").json()["paths"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_loopback_server_concurrent_requests_while_items_are_added(served):
     import httpx
     import numpy as np
-    import uvicorn
+
+    from tests.serve.conftest import loopback_server
 
     svc = RecommendService.open(served[2], retrieval="folded")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    try:
-        deadline = time.time() + 30
-        while not server.started:
-            assert time.time() < deadline and th.is_alive()
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}"
+    with loopback_server(create_app(svc)) as url:
         users = svc.model.user_ids
         dims = {m["name"]: m["dim"] for m in svc.model.manifest["content"]["modalities"]}
 
@@ -156,6 +140,3 @@ def test_loopback_server_concurrent_requests_while_items_are_added(served):
             assert status == want and (status != 200 or n == 12), (j, status, n)
         h = httpx.get(f"{url}/health").json()
         assert h["n_added_items"] == 12 and h["n_items"] == len(svc.model.item_ids) + 12
-    finally:
-        server.should_exit = True
-        th.join(10)

@@ -203,33 +203,22 @@ def test_loopback_server_answers_concurrent_history_requests(seq_served):
     """A real uvicorn server, 4 client threads: every history request (run in the worker pool,
     the transformer called from several threads at once) gets the same list as the service."""
     import threading
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
-    import uvicorn
 
-    from tests.serve.test_api import _free_port
+    from tests.serve.conftest import loopback_server
 
     data, run, model_dir, model, ds = seq_served
     svc = RecommendService.open(model_dir, retrieval="exact")
     _, raw = _all_split_history(ds)
     want = [_ids(svc.recommend(None, k=8, history=raw[u])) for u in range(ds.n_users)]
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    try:
-        deadline = time.time() + 30
-        while not server.started:
-            assert time.time() < deadline and th.is_alive()
-            time.sleep(0.05)
-
+    with loopback_server(create_app(svc)) as url:
         local = threading.local()
 
         def work(j: int) -> tuple[int, list[str]]:
             if not hasattr(local, "client"):  # one keep-alive connection per client thread
-                local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+                local.client = httpx.Client(base_url=url, timeout=30)
             r = local.client.post("/recommend", json={"history": raw[j % ds.n_users], "k": 8})
             return r.status_code, _ids(r.json()) if r.status_code == 200 else []
 
@@ -237,12 +226,9 @@ def test_loopback_server_answers_concurrent_history_requests(seq_served):
             results = list(pool.map(work, range(ds.n_users)))
         for j, (status, items) in enumerate(results):
             assert status == 200 and items == want[j % ds.n_users], j
-        batch = httpx.post(f"http://127.0.0.1:{port}/recommend/batch", timeout=30, json={
+        batch = httpx.post(f"{url}/recommend/batch", timeout=30, json={
             "requests": [{"history": raw[0], "k": 8}, {"user": svc.model.user_ids[1], "k": 8}]}).json()
         assert _ids(batch["results"][0]) == want[0]
-    finally:
-        server.should_exit = True
-        th.join(10)
 
 
 @pytest.mark.parametrize("seq_served", [("bert4rec", "early")], indirect=True)
