@@ -26,7 +26,7 @@ from mrs.data.prepared import write_prepared
 from mrs.prep.common import BOM, BadRows, factorize, input_checksum, log, nonempty, require_file, require_nonnegative
 from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
-from mrs.prep.splits import split_leave_last_out, split_mmrec
+from mrs.prep.splits import split_per_user
 
 
 @dataclass
@@ -93,10 +93,7 @@ def prepare_amazon2014(cfg: Amazon2014Config) -> Path:
 
     user, user_ids = factorize(df["ru"].to_numpy())
     item, item_ids = factorize(df["ri"].to_numpy())
-    if cfg.split == "mmrec":
-        split = split_mmrec(user, cfg.seed)
-    else:
-        split = split_leave_last_out(user, df["pos"].to_numpy())
+    split = split_per_user(cfg.split, user, cfg.seed, df["pos"].to_numpy())
     inter = pd.DataFrame({"user": user, "item": item, "split": split})
     items = pd.DataFrame({"item": np.arange(len(item_ids)), "item_id": item_ids.astype(str),
                           "text": "", "image": pd.Series([None] * len(item_ids), dtype=object)})

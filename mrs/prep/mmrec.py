@@ -34,7 +34,7 @@ from mrs.prep.common import BadRows, input_checksum, log, nonempty, require_file
 from mrs.prep.csvread import read_csv_typed, read_header
 from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
-from mrs.prep.splits import split_leave_last_out, split_mmrec
+from mrs.prep.splits import split_per_user
 
 FEATURE_FILES = {"image": "image_feat.npy", "text": "text_feat.npy"}
 
@@ -123,11 +123,9 @@ def prepare_mmrec(cfg: MMRecConfig) -> Path:
         n_items = max(n_items, *(x.shape[0] for x in arrays.values())) if arrays else n_items
     if cfg.split == "x_label":
         split = df["x_label"].to_numpy(np.int8)
-    elif cfg.split == "mmrec":
-        split = split_mmrec(user, cfg.seed)
     else:
-        order = df["timestamp"].to_numpy() if "timestamp" in df else np.arange(len(df))
-        split = split_leave_last_out(user, order)
+        split = split_per_user(cfg.split, user, cfg.seed,
+                               df["timestamp"].to_numpy() if "timestamp" in df else None)
     inter = pd.DataFrame({"user": user, "item": item, "split": split})
     if "timestamp" in df:
         inter["ts"] = df["timestamp"].to_numpy().astype(np.int64)

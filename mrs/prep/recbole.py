@@ -31,7 +31,7 @@ from mrs.prep.common import BadRows, factorize, input_checksum, log, nonempty, r
 from mrs.prep.csvread import read_csv_typed, read_header
 from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
-from mrs.prep.splits import split_leave_last_out, split_mmrec
+from mrs.prep.splits import split_per_user
 
 TYPES = {"token": pa.string(), "token_seq": pa.string(), "float": pa.float64(), "float_seq": pa.string()}
 
@@ -131,11 +131,9 @@ def prepare_recbole(cfg: RecBoleConfig) -> Path:
     item, item_ids = factorize(df["item_id"].to_numpy())
     if len(paths) == 3:
         split = df["__split"].to_numpy(np.int8)
-    elif cfg.split == "mmrec":
-        split = split_mmrec(user, cfg.seed)
     else:
-        order = df["timestamp"].to_numpy() if "timestamp" in df else np.arange(len(df))
-        split = split_leave_last_out(user, order)
+        split = split_per_user(cfg.split, user, cfg.seed,
+                               df["timestamp"].to_numpy() if "timestamp" in df else None)
     inter = pd.DataFrame({"user": user, "item": item, "split": split})
     if "timestamp" in df:
         inter["ts"] = df["timestamp"].to_numpy().astype(np.int64)

@@ -66,6 +66,16 @@ def split_leave_last_out(user: np.ndarray, order: np.ndarray) -> np.ndarray:
     return label
 
 
+def split_per_user(kind: str, user: np.ndarray, seed: int, order: np.ndarray | None = None) -> np.ndarray:
+    """The per-user split a source asks for by name: ``mmrec`` (seeded 8:1:1) or
+    ``leave-last-out`` by ``order`` (timestamps; ``None`` = the rows' file order)."""
+    if kind == "mmrec":
+        return split_mmrec(user, seed)
+    if kind == "leave-last-out":
+        return split_leave_last_out(user, np.arange(len(user)) if order is None else order)
+    raise ValueError(f"unknown per-user split {kind!r}")
+
+
 def split_temporal(ts: np.ndarray, test_days: int, valid_days: int) -> np.ndarray:
     """Global time split on unix seconds: (max-test_days, max] test, the valid_days before valid."""
     day = 86400
