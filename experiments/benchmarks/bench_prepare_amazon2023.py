@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_prepare_hm import run_child  # noqa: E402  (wall, CPU, peak RSS, exit code of a child)
 CLOTHING = {"lines": 66_033_346, "users": 22_613_310, "items": 7_218_481}   # raw review file sizes
 
 PYARROW = r"""
@@ -45,21 +44,6 @@ t = pj.read_json(sys.argv[1], parse_options=pj.ParseOptions(explicit_schema=sche
                  unexpected_field_behavior="ignore"))
 print(t.num_rows)
 """
-
-
-def run_child(cmd: list[str]) -> tuple[float, float, float, int]:
-    """(wall s, CPU s (user+sys), peak RSS GB, exit code) of one child process."""
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            err.seek(0)
-            print(f"command failed ({code}): {' '.join(cmd)}\n{err.read().decode(errors='replace')[-2000:]}",
-                  file=sys.stderr)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024 ** 2, code
 
 
 def head(src: Path, dst: Path, n: int) -> int:
