@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ import pytest
 from mrs.cli import main
 from mrs.data.prepared import load_prepared, write_prepared
 from mrs.prep.images import DownloadConfig, download_images, local_name
+from tests.http_server import threaded_http_server
 
 def _jpeg() -> bytes:
     import io
@@ -58,14 +58,8 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     Handler.hits = {}
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
-    t.join(timeout=5)
+    with threaded_http_server(Handler) as url:
+        yield url
 
 
 def _dataset(tmp_path, base):

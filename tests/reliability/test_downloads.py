@@ -10,7 +10,7 @@ import io
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from PIL import Image
 
 from mrs.data.prepared import write_prepared
 from mrs.prep.images import DownloadConfig, download_images
+from tests.http_server import threaded_http_server
 
 
 def _jpeg(size: int = 64) -> bytes:
@@ -86,13 +87,8 @@ class Bad(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def base():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Bad)
-    srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with threaded_http_server(Bad) as url:
+        yield url
 
 
 def _dataset(root, ids, urls):
