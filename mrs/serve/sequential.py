@@ -40,14 +40,10 @@ def export_sequential(model: Any, ds: Any, cfg: Any, item: torch.Tensor,
     ``seq_len`` items over all splits, ordered by ``ts`` then ``model.seq_ties`` (as training)."""
     from tqdm.auto import tqdm
 
-    from mrs.train.sequences import _left_pad, time_order  # training's order and padding
+    from mrs.train.sequences import histories, time_order  # training's order and padding
 
     ue = model.user_encoder
-    order = time_order(ds, cfg.model.seq_ties, cfg.train.seed)
-    inter = ds.interactions
-    users = inter["user"].to_numpy()[order].astype(np.int64)
-    items = inter["item"].to_numpy()[order].astype(np.int64)
-    hist = torch.from_numpy(_left_pad(users, items, ds.n_users, ue.seq_len, ds.n_items))  # (U, L)
+    hist, n_empty = histories(ds, "all", ue.seq_len, time_order(ds, cfg.model.seq_ties, cfg.train.seed))  # (U, L)
     ue.set_history(hist)
     rows = []
     with torch.no_grad():
@@ -61,7 +57,7 @@ def export_sequential(model: Any, ds: Any, cfg: Any, item: torch.Tensor,
     spec = {"kind": cfg.model.user_encoder, "seq_len": int(mc.seq_len), "blocks": int(mc.seq_blocks),
             "heads": int(mc.seq_heads), "dim": int(item.shape[1]), "dropout": float(mc.seq_dropout),
             "ties": mc.seq_ties, "user_rows": "state after the last seq_len items of all splits",
-            "users_without_history": int((hist == ds.n_items).all(1).sum())}
+            "users_without_history": n_empty}
     return state, weights, spec
 
 

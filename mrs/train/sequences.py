@@ -74,10 +74,11 @@ def _left_pad(users: np.ndarray, values: np.ndarray, n_rows: int, length: int, p
 
 def histories(ds: PreparedDataset, split: str, length: int, order: np.ndarray) -> tuple[Tensor, int]:
     """``(history (U, L) long, n_empty)``: each user's last ``L`` items before ``split``
-    (``"train"`` gives the full train sequence's tail), padded with ``n_items``."""
+    (``"train"`` gives the full train sequence's tail; ``"all"`` every split, what a server
+    knows at export), padded with ``n_items``."""
     inter = ds.interactions
     sp = inter["split"].to_numpy()[order]
-    limit = SPLITS[split] if split != "train" else SPLITS["valid"]
+    limit = {**SPLITS, "train": SPLITS["valid"], "all": max(SPLITS.values()) + 1}[split]
     keep = sp < limit
     users = inter["user"].to_numpy()[order][keep].astype(np.int64)
     items = inter["item"].to_numpy()[order][keep].astype(np.int64)
