@@ -43,7 +43,8 @@ def export_sequential(model: Any, ds: Any, cfg: Any, item: torch.Tensor,
     from mrs.train.sequences import histories, time_order  # training's order and padding
 
     ue = model.user_encoder
-    hist, n_empty = histories(ds, "all", ue.seq_len, time_order(ds, cfg.model.seq_ties, cfg.train.seed))  # (U, L)
+    order = time_order(ds, cfg.model.seq_ties, cfg.train.seed)
+    hist, n_empty = histories(ds, "all", ue.seq_len, order)  # (U, L) over every split
     ue.set_history(hist)
     rows = []
     with torch.no_grad():
