@@ -39,6 +39,7 @@ class OptimConfig:
     select_metric: str = "recall@20"  # validation metric (slice "all") that picks the best epoch
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     num_threads: int = 0             # torch CPU threads; 0 keeps torch's default
+    malloc: Literal["mmap", "heap"] = "mmap"  # glibc: heap = never mmap large blocks, reuse them (big graphs; bench_malloc.py)
     final_fit: Literal["auto", "train", "train+valid"] = "auto"  # model the test split is read with: refit on train+valid for the best epoch count (auto: on temporal splits)
     sparse_grads: bool = False       # torchrun: sum embedding gradients as touched rows (MF) when smaller than dense
 

@@ -210,7 +210,7 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
     out = Path(out_dir)
     logger = logger or NullLogger()
     check_splits(cfg.data.dir, evaluate_test)  # no valid/test rows: fail now, not after training
-    configure_process(cfg.train.num_threads)
+    configure_process(cfg.train.num_threads, cfg.train.malloc)
     dist = init_distributed(cfg.train.device)  # a no-op outside torchrun
     try:
         generator = seed_everything(cfg.train.seed)
@@ -361,7 +361,7 @@ def evaluate_checkpoint(run_dir: str | Path, split: str = "test") -> dict[str, A
     The sweep calls this for the selected trial only, so test is read once."""
     run = Path(run_dir)
     cfg = load_train_config(run / "config.yaml")
-    configure_process(cfg.train.num_threads)
+    configure_process(cfg.train.num_threads, cfg.train.malloc)
     tr = Trainer.build(cfg, seed_everything(cfg.train.seed))
     load_weights(run / BEST, tr.model)
     res = tr.evaluate(split)
@@ -383,6 +383,8 @@ def _check_run_dir(cfg: TrainConfig, out: Path, resume: bool) -> None:
         raise MrsError(f"{out}: already holds a run; pass --resume to continue it, or choose "
                        f"another --out")
     old, new = read_yaml(saved), to_dict(cfg)
+    with contextlib.suppress(MrsError):  # keys added to mrs since the run started take their defaults
+        old = to_dict(load_train_config(base=old))
     # epochs/patience may grow on resume (train longer); anything else must be unchanged
     for d in (old, new):
         d.get("train", {}).pop("epochs", None), d.get("train", {}).pop("patience", None)
@@ -418,22 +420,28 @@ def _log_slice_table(logger: Any, metrics: dict) -> None:
     logger.log_table(f"{split}_slices", ["slice", *names], rows)
 
 
-def configure_process(num_threads: int = 0) -> None:
+def configure_process(num_threads: int = 0, malloc: str = "mmap") -> None:
     """The process-wide settings of a training run, in one explicit start-up call of
     :func:`run_train` (never from a constructor): torch's CPU threads (0 keeps torch's default)
-    and glibc's allocator thresholds."""
+    and glibc's allocator thresholds (``malloc``, see :func:`keep_freed_memory`)."""
     if num_threads > 0:
         torch.set_num_threads(num_threads)
-    keep_freed_memory()
+    keep_freed_memory(heap_only=malloc == "heap")
 
 
-def keep_freed_memory() -> None:
+def keep_freed_memory(heap_only: bool = False) -> None:
     """Stop glibc from handing large freed blocks back to the OS after every step.
 
     A propagation step allocates and frees several ``(U, r)`` temporaries of a few MB; above
     glibc's mmap threshold each one is mmap'ed, page-faulted in and unmapped again, which cost
     ~30% of a LightGCN step on Sports on 2 CPU cores (experiments/benchmarks). Raising the mmap
     and trim thresholds keeps them in the heap for reuse. No-op off glibc.
+
+    The threshold cannot go above 32 MiB, so on a full-size graph (H&M's 1.03M rows × 64 floats
+    = 264 MB per temporary) every temporary is still mmap'ed: ``heap_only`` (``train.malloc:
+    heap``) sets ``M_MMAP_MAX = 0`` so they come from the heap too and are reused
+    (``experiments/benchmarks/bench_malloc.py`` measures time, page faults and peak RSS; freed
+    blocks inside the heap are not returned to the OS, so peak RSS can be higher).
     """
     if not sys.platform.startswith("linux"):
         return
@@ -443,6 +451,8 @@ def keep_freed_memory() -> None:
         return
     libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: 32 MiB, the largest glibc accepts
     libc.mallopt(-1, 1 << 30)   # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
+    if heap_only:
+        libc.mallopt(-4, 0)     # M_MMAP_MAX: no block is mmap'ed (a process-wide, one-way switch)
 
 
 def _fmt(d: dict) -> str:
