@@ -1,11 +1,11 @@
 """A benchmark review csv streamed in blocks to the raw parquet layout of the jsonl reader.
 
 ``user_id,parent_asin,rating,timestamp[,history]`` (Amazon 2023's 0core/5core ``rating_only``
-files) is read by pyarrow's streaming reader (``pyarrow.csv.open_csv``), one ``block_bytes``
-block at a time, and each block's good rows are written as they come to the parquet file of
-:func:`mrs.prep.jsonl.read_reviews_to_parquet` (:data:`mrs.prep.jsonl.RAW_SCHEMA`: position among
-the good rows, raw user and item ids, timestamp as stored, rating), so that
-:mod:`mrs.prep.duckpost` numbers ids, dedups, splits and writes out of core, and peak memory is a
+files) is read by pyarrow's streaming reader (``pyarrow.csv.open_csv``) in blocks of at most
+:data:`BLOCK_MAX` bytes, and each block's good rows are written as they come to the parquet file
+of :func:`mrs.prep.jsonl.read_reviews_to_parquet` (:data:`mrs.prep.jsonl.RAW_SCHEMA`: position
+among the good rows, raw user and item ids, timestamp as stored, rating), so that
+:mod:`mrs.prep.duckpost` numbers ids, dedups, splits and writes out of core, and reading holds a
 few blocks whatever the number of rows (a 23.1M-row csv read whole peaked at 3.84 GiB).
 
 The bad-row rules are :func:`mrs.prep.csvread.read_csv_typed`'s, so both engines report the same:
@@ -22,6 +22,10 @@ The bad-row rules are :func:`mrs.prep.csvread.read_csv_typed`'s, so both engines
 
 The reader is serial (``use_threads=False``): it then knows every skipped row's line number, and
 on this data it is as fast as the threaded one (5M rows: 0.57-1.1 s serial, 0.52 s threaded).
+Its blocks are at most :data:`BLOCK_MAX` bytes whatever ``block_bytes``: pyarrow reads blocks
+ahead in a background thread (up to 32 of them), so 64 MiB blocks held most of a 1.35 GB file at
+once (1.78 GB peak RSS reading the 23.1M-row csv; 971 MB allocated by Arrow at block 8 of 21),
+while 2 MiB blocks read it in about the same time at a 0.29 GB peak (13.9 s vs 15.1 s).
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from mrs.prep.jsonl import RAW_SCHEMA
 
 TYPES = {"user_id": pa.string(), "parent_asin": pa.string(), "rating": pa.float32(), "timestamp": pa.int64()}
 REQUIRED = ("user_id", "parent_asin", "timestamp")   # also the columns that must not be empty
+BLOCK_MAX = 1 << 21                # bytes per block of pyarrow's reader (module doc: its readahead)
 _WRONG = "wrong field count"
 
 
@@ -74,16 +79,24 @@ def read_csv_to_parquet(path: Path, bad: BadRows, block_bytes: int, out: Path) -
         names = ["__index__"] + names[1:]
     require_columns(names, REQUIRED, path)
     cols = [c for c in TYPES if c in names]
-    for as_text in (False, True):
+    as_text, block = False, min(block_bytes, BLOCK_MAX)
+    while True:                        # nothing reaches ``bad`` before a read ends: a retry starts clean
         try:
-            return _stream(path, names, cols, bad, block_bytes, out, as_text)
-        except pa.ArrowInvalid as e:   # nothing reached ``bad`` yet: a retry starts clean
-            if "conversion error" not in str(e) or as_text:
-                raise MrsError(f"{path}: {str(e).splitlines()[0]}") from None
-    raise AssertionError("unreachable")
+            return _stream(path, names, cols, bad, block, out, as_text)
+        except pa.ArrowInvalid as e:
+            msg = str(e).splitlines()[0]
+            if "conversion error" in msg and not as_text:
+                as_text = True         # read again with the numbers as text, checked row by row
+            elif "straddl" in msg and block < block_bytes:
+                block = block_bytes    # a row longer than BLOCK_MAX: blocks as large as asked
+            elif "straddl" in msg:
+                raise MrsError(f"{path}: a row longer than block_bytes={block_bytes}; raise the config "
+                               f"key block_bytes ({msg})") from None
+            else:
+                raise MrsError(f"{path}: {msg}") from None
 
 
-def _stream(path: Path, names: list[str], cols: list[str], bad: BadRows, block_bytes: int, out: Path,
+def _stream(path: Path, names: list[str], cols: list[str], bad: BadRows, block: int, out: Path,
             as_text: bool) -> int:
     import pyarrow.parquet as pq
 
@@ -107,19 +120,20 @@ def _stream(path: Path, names: list[str], cols: list[str], bad: BadRows, block_b
             src = pa.CompressedInputStream(raw, "gzip") if path.suffix == ".gz" else raw
             reader = pacsv.open_csv(
                 src,
-                read_options=pacsv.ReadOptions(use_threads=False, block_size=block_bytes, column_names=names,
-                                               skip_rows=1),
+                read_options=pacsv.ReadOptions(use_threads=False, block_size=block,
+                                               column_names=names, skip_rows=1),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() if c in text else TYPES[c] for c in cols}, include_columns=cols))
-            for batch in reader:       # (B,) rows of one block
+                    column_types={c: pa.string() if c in text else TYPES[c] for c in cols},
+                    include_columns=cols))
+            for batch in reader:       # (B,) rows of in blocks
                 t = _check(batch, cols, text, found, seen, skipped)
                 seen += batch.num_rows
                 if t.num_rows:
+                    row = pa.array(np.arange(n, n + t.num_rows, dtype=np.int64))
                     with disk_errors(out):
                         w.write_batch(pa.RecordBatch.from_arrays(
-                            [pa.array(np.arange(n, n + t.num_rows, dtype=np.int64)), *(c.combine_chunks() for c in t.columns)],
-                            schema=RAW_SCHEMA))
+                            [row, *(c.combine_chunks() for c in t.columns)], schema=RAW_SCHEMA))
                 n += t.num_rows
                 bar.update(raw.tell() - bar.n)
     finally:

@@ -142,3 +142,18 @@ def test_disk_full_while_streaming_the_csv_names_the_file(tmp_path):
     csv = _write(tmp_path / "x.csv", rows)
     with pytest.raises(MrsError, match="/dev/full: (disk full while spilling|cannot write spill file)"):
         read_csv_to_parquet(csv, BadRows(str(csv)), 512, Path("/dev/full"))
+
+
+def test_a_row_longer_than_the_reader_block(tmp_path, monkeypatch):
+    """pyarrow's blocks are capped (its readahead); a longer row reads with blocks of block_bytes,
+    and a row longer than block_bytes is one line asking for a larger block_bytes."""
+    from mrs.prep import csvstream
+    monkeypatch.setattr(csvstream, "BLOCK_MAX", 256)
+    rows = [HEAD + ",history"] + [f"u{k % 7},A{k % 5},5.0,{T0 + k},A1" for k in range(100)]
+    rows[50] = f"u1,A9,4.0,{T0},{'A1 ' * 300}"                       # ~900 bytes
+    csv = _write(tmp_path / "x.csv", rows)
+    bad = BadRows(str(csv))
+    assert read_csv_to_parquet(csv, bad, 4096, tmp_path / "raw.parquet") == 100
+    assert pq.read_table(tmp_path / "raw.parquet")["item_id"][49].as_py() == "A9" and bad.bad == 0
+    with pytest.raises(MrsError, match=r"x\.csv: a row longer than block_bytes=512; raise the config key block_bytes"):
+        read_csv_to_parquet(csv, BadRows(str(csv)), 512, tmp_path / "raw.parquet")
