@@ -21,11 +21,14 @@ The bad-row rules are :func:`mrs.prep.csvread.read_csv_typed`'s, so both engines
   so the summary and the ``max_bad_frac`` error are the same text.
 
 The reader is serial (``use_threads=False``): it then knows every skipped row's line number, and
-on this data it is as fast as the threaded one (5M rows: 0.57-1.1 s serial, 0.52 s threaded).
-Its blocks are at most :data:`BLOCK_MAX` bytes whatever ``block_bytes``: pyarrow reads blocks
-ahead in a background thread (up to 32 of them), so 64 MiB blocks held most of a 1.35 GB file at
-once (1.78 GB peak RSS reading the 23.1M-row csv; 971 MB allocated by Arrow at block 8 of 21),
-while 2 MiB blocks read it in about the same time at a 0.29 GB peak (13.9 s vs 15.1 s).
+on this data it is as fast as the threaded one. Its blocks are at most :data:`BLOCK_MAX` bytes
+whatever ``block_bytes``: pyarrow reads blocks ahead in a background thread, so 64 MiB blocks
+held most of the file at once. ``experiments/scale/profile_csv_read.py`` (reading alone) printed,
+on the 23.1M-row csv: 64 MiB blocks 27.2 s, peak RSS 1681 MB (1291 MB allocated by Arrow); 2 MiB
+blocks 19.6 s, 272 MB (294 MB on its 5M-row prefix: flat in rows); and on the 5M-row prefix, bare
+pyarrow serial 1.0 s / threaded 0.9 s, this reader with its checks and parquet write 2.5 s,
+DuckDB's ``read_csv`` to parquet 3.2 s (and its bad-row rules are its own, not
+``read_csv_typed``'s).
 """
 from __future__ import annotations
 
