@@ -15,9 +15,10 @@ large) goes to items ``image_url`` for ``mrs download-images``, which fills ``im
 Modes come from the timestamp (UTC): context weekday/weekend, time month (configurable).
 Splits for non-official input: leave-last-out by time (default), temporal, or mmrec.
 
-Memory (``engine``): with ``duckdb`` (default) the rows wait on disk after reading (codes,
-timestamps, ratings; :mod:`mrs.prep.spill`) and dedup, k-core, compact codes, the split, the time
-modes and the interactions parquet are done out of core by DuckDB under ``memory_mb``
+Memory (``engine``): with ``duckdb`` (default) the good rows are streamed in blocks to a parquet
+spill file (raw ids, timestamps, ratings; jsonl: :mod:`mrs.prep.jsonl`, a benchmark csv:
+:mod:`mrs.prep.csvstream`) and dedup, k-core, compact codes, the split, the time modes and the
+interactions parquet are done out of core by DuckDB under ``memory_mb``
 (:mod:`mrs.prep.duckpost`), so peak RSS is bounded by ``memory_mb`` plus the distinct ids, not
 by rows. ``numpy`` does the same steps in memory (identical result; the official trio always).
 """
@@ -40,9 +41,10 @@ from mrs.prep.sources import SOURCES, Option, Source
 from mrs.prep.common import (BadRows, compact_codes, input_checksum, kcore, log, nonempty, require_file,
                              require_nonnegative, time_mode, timestamps_to_seconds)
 from mrs.prep.csvread import read_csv_typed
+from mrs.prep.csvstream import read_csv_to_parquet
 from mrs.prep.jsonl import IdBuilder, read_meta, read_reviews_jsonl, read_reviews_to_parquet
 from mrs.prep.outdir import prepare_out
-from mrs.prep.spill import SpillColumn, Spilled, spill_dir
+from mrs.prep.spill import spill_dir
 from mrs.prep.splits import split_leave_last_out, split_mmrec, split_temporal
 
 
@@ -63,8 +65,8 @@ class Amazon2023Config:
     test_days: int = 30                        # temporal split only
     valid_days: int = 30                       # temporal split only
     seed: int = 2023                           # mmrec split only
-    block_bytes: int = 1 << 26                 # jsonl bytes parsed per block (bounds memory on 66M-line files)
-    engine: Literal["duckdb", "numpy"] = "duckdb"  # raw jsonl: dedup/k-core/split out of core in DuckDB
+    block_bytes: int = 1 << 26                 # jsonl/csv bytes parsed per block (bounds memory on 66M-line files)
+    engine: Literal["duckdb", "numpy"] = "duckdb"  # jsonl or csv: dedup/k-core/split out of core in DuckDB
                                                # (mrs.prep.duckpost), or in numpy (memory grows with rows)
     memory_mb: int = 2048                      # engine duckdb: its memory_limit (beyond: temp files in the spill dir)
     threads: int = 0                           # engine duckdb: its threads (0: DuckDB's default, one per core)
@@ -98,8 +100,13 @@ def _read_csvs(paths: list[Path], bads: list[BadRows]):
         t = read_csv_typed(p, {"user_id": d, "parent_asin": d, "rating": pa.float32(), "timestamp": pa.int64()},
                            bad, required=req, nonempty=req)
         bad.check()
-        users.add(t["user_id"])
-        items.add(t["parent_asin"])
+        # a row dropped for an empty/unparseable value leaves its ids in pyarrow's dictionaries:
+        # then decode, so ids are numbered by first appearance among the kept rows (as jsonl's)
+        ucol, icol = t["user_id"], t["parent_asin"]
+        if bad.bad:
+            ucol, icol = ucol.cast(pa.string()), icol.cast(pa.string())
+        users.add(ucol)
+        items.add(icol)
         ts.append(t["timestamp"].to_numpy())
         rating.append(t["rating"].to_numpy() if "rating" in t.column_names else np.full(t.num_rows, np.nan, np.float32))
         label.append(np.full(t.num_rows, k, dtype=np.int8))
@@ -189,29 +196,22 @@ def prepare_amazon2023(cfg: Amazon2023Config) -> Path:
 
 def _prepare_duckdb(cfg: Amazon2023Config, reviews: Path, split_kind: str, bad: BadRows,
                     meta_path: Path | None, carry: list[str], is_csv: bool) -> Path:
-    """Reviews read to spill files (a benchmark csv: read whole, as in the numpy path, then
-    spilled), then every per-row step in DuckDB (:mod:`mrs.prep.duckpost`)."""
+    """Reviews (jsonl or a benchmark csv) streamed in blocks to a parquet spill file, then every
+    per-row step in DuckDB (:mod:`mrs.prep.duckpost`)."""
     import duckdb
 
-    from mrs.prep.duckpost import connect, load_parquet, load_spilled, postprocess
+    from mrs.prep.duckpost import connect, load_parquet, postprocess
 
     with spill_dir(cfg.out) as sp:
         con = None
         try:
-            if is_csv:
-                rv = _spill_csv(reviews, bad, sp)
-                bad.check()
-                n = rv.n
-                nonempty(n, f"reading {reviews}")
-                con = connect(sp, cfg.memory_mb, cfg.threads)
-                load_spilled(con, rv)
-                del rv
-            else:
-                n = read_reviews_to_parquet(reviews, bad, cfg.block_bytes, sp / "reviews.parquet")
-                bad.check()
-                nonempty(n, f"reading {reviews}")
-                con = connect(sp, cfg.memory_mb, cfg.threads)
-                load_parquet(con, sp / "reviews.parquet")
+            # a benchmark csv or the jsonl: good rows streamed in blocks to the same raw parquet
+            read = read_csv_to_parquet if is_csv else read_reviews_to_parquet
+            n = read(reviews, bad, cfg.block_bytes, sp / "reviews.parquet")
+            bad.check()
+            nonempty(n, f"reading {reviews}")
+            con = connect(sp, cfg.memory_mb, cfg.threads)
+            load_parquet(con, sp / "reviews.parquet")
             res = postprocess(con, sp, n, split=split_kind, dedup=cfg.dedup, kcore=cfg.kcore, unit=cfg.timestamp_unit,
                               context_mode=cfg.context_mode, time_mode_kind=cfg.time_mode,
                               test_days=cfg.test_days, valid_days=cfg.valid_days, seed=cfg.seed, where=str(reviews))
@@ -223,17 +223,6 @@ def _prepare_duckdb(cfg: Amazon2023Config, reviews: Path, split_kind: str, bad: 
                 con.close()           # its buffer pool goes before the item strings below are used
         return _write(cfg, reviews, split_kind, [reviews], [bad], meta_path, carry, res.counts, res.modes,
                       res.item_ids, res.write, res.users)
-
-
-def _spill_csv(reviews: Path, bad: BadRows, sp: Path) -> Spilled:
-    u, uid, i, iid, ts, rating, _ = _read_csvs([reviews], [bad])
-    cols = {}
-    for name, arr, dtype in (("user", u, np.int32), ("item", i, np.int32), ("ts", ts, np.int64),
-                             ("rating", rating, np.float32)):
-        cols[name] = SpillColumn(sp / f"{name}.csv.bin", dtype)
-        cols[name].append(arr)
-        cols[name].close()
-    return Spilled(n=len(u), columns=cols, user_ids=uid, item_ids=iid)
 
 
 def _write(cfg: Amazon2023Config, reviews: Path, split_kind: str, paths: list[Path], bads: list[BadRows],

@@ -26,7 +26,7 @@ The steps give exactly the numpy path's result (``engine=numpy`` in :mod:`mrs.pr
   train; temporal: cut on ``max(ts)``; mmrec: ``rng.random`` drawn in row order over the kept rows
   (drawn in blocks: the same stream as one draw), rank within user by ``(key, row)``;
 - time modes: :func:`mrs.prep.common.time_mode`'s, in SQL (``MODE_SQL``);
-- a benchmark csv (read whole, as in the numpy path) comes in through ``load_spilled``.
+- a benchmark csv comes in the same way (:func:`mrs.prep.csvstream.read_csv_to_parquet`).
 """
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ import pyarrow as pa
 
 from mrs.errors import MrsError
 from mrs.prep.common import SECONDS_BELOW, nonempty, time_mode, timestamp_unit
-from mrs.prep.spill import Spilled
 
 BATCH = 1 << 20                    # rows per block moved from numpy/arrow into DuckDB
 ROW_GROUP = 1 << 20                # parquet row group of interactions.parquet (as pandas/pyarrow write)
@@ -89,38 +88,9 @@ def load_parquet(con, path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def load_spilled(con, sp: Spilled) -> None:
-    """The same tables from codes already assigned (a benchmark csv read whole): spill files are
-    loaded block by block and deleted; the id dictionaries become ``uid``/``iid``."""
-    cols = sp.columns
-    schema = pa.schema([("row", pa.int64()), ("u", pa.int32()), ("i", pa.int32()), ("ts", pa.int64()),
-                        ("rating", pa.float32())])
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        start = 0
-        for u, i, ts, r in zip(cols["user"].chunks(BATCH), cols["item"].chunks(BATCH),
-                               cols["ts"].chunks(BATCH), cols["rating"].chunks(BATCH)):
-            row = np.arange(start, start + len(u), dtype=np.int64)
-            start += len(u)
-            yield pa.RecordBatch.from_arrays([pa.array(row), pa.array(u), pa.array(i), pa.array(ts),
-                                              pa.array(r)], schema=schema)
-
-    con.register("spilled", pa.RecordBatchReader.from_batches(schema, batches()))
-    con.execute("CREATE TABLE raw AS SELECT * FROM spilled")
-    con.unregister("spilled")
-    for name, code, ids in (("uid", "u", sp.user_ids), ("iid", "i", sp.item_ids)):
-        col = "user_id" if name == "uid" else "item_id"
-        con.register("ids", pa.table({col: ids.cast(pa.string()),
-                                      code: pa.array(np.arange(len(ids), dtype=np.int32))}))
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM ids")
-        con.unregister("ids")
-    for c in cols.values():
-        c.path.unlink(missing_ok=True)
-
-
 def postprocess(con, spill: Path, n_read: int, *, split: str, dedup: bool, kcore: int, unit: str, context_mode: str,
                 time_mode_kind: str, test_days: int, valid_days: int, seed: int, where: str) -> DuckResult:
-    """Run the steps of the module doc on the loaded tables (``load_parquet``/``load_spilled``) of
+    """Run the steps of the module doc on the loaded tables (``load_parquet``) of
     ``n_read`` rows; files go to ``spill``; ``split``: leave-last-out | temporal | mmrec."""
     q = lambda sql: _one(con, sql)  # noqa: E731
     counts: dict = {"reviews_read": int(n_read)}
