@@ -9,7 +9,8 @@ mrs prepare hm --raw "$W/raw" --out "$W/prepared" --set test_days=56 --set valid
 TQDM_DISABLE=1 mrs compare --config experiments/planted/compare.yaml --set data.dir="$W/prepared" \
     --out "$W/compare" --no-wandb
 
-# Issue 11 rerun (results/issue11/): three seeds, both query kinds, paired differences to mf,
+# Issue 11 final (results/issue11_full/): the command above with --set train.num_threads=1 --out "$W/compare_full".
+# Issue 11 rerun (results/issue11/, superseded): three seeds, both query kinds, paired differences to mf,
 # with a shorter budget than the config's (<= 60 epochs, patience 15) to fit the session:
 #   TQDM_DISABLE=1 mrs compare --config experiments/planted/compare.yaml --set data.dir="$W/prepared" \
 #       --set train.num_threads=1 --set train.epochs=60 --set train.patience=15 --out "$W/compare" --no-wandb
