@@ -5,16 +5,15 @@ from __future__ import annotations
 import gzip
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mrs.data.prepared import load_prepared
 from mrs.errors import MrsError
 from mrs.prep.amazon2023 import Amazon2023Config, prepare_amazon2023
 from mrs.prep.common import BadRows
 from mrs.prep.csvread import read_csv_typed
 from mrs.prep.csvstream import TYPES, read_csv_to_parquet
+from tests.prep.test_duckpost import engines_agree
 
 pytest.importorskip("duckdb")
 
@@ -48,20 +47,7 @@ def _write(path, rows: list[str]):
 
 
 def _both(tmp_path, csv, **kw):
-    outs = {}
-    for engine in ("duckdb", "numpy"):
-        cfg = Amazon2023Config(reviews=str(csv), out=str(tmp_path / engine), engine=engine, block_bytes=512,
-                               memory_mb=64, threads=2, **kw)
-        outs[engine] = load_prepared(prepare_amazon2023(cfg))
-    a, b = outs["duckdb"], outs["numpy"]
-    pd.testing.assert_frame_equal(a.interactions, b.interactions)
-    pd.testing.assert_frame_equal(a.users, b.users)
-    pd.testing.assert_frame_equal(a.items, b.items)
-    for m in (a.meta, b.meta):
-        m["params"].pop("engine"), m["params"].pop("out")
-    assert a.meta == b.meta
-    assert not [p for p in tmp_path.iterdir() if ".spill-" in p.name or ".tmp-" in p.name]
-    return a
+    return engines_agree(tmp_path, csv, 512, **kw)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(kcore=2), dict(split="mmrec", seed=3),

@@ -41,14 +41,13 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(duckpost, "BATCH", 256)
 
 
-def _both(tmp_path, **kw):
-    rev = tmp_path / "Cat.jsonl"
-    if not rev.exists():
-        _write(rev, _lines())
+def engines_agree(tmp_path, reviews, block_bytes: int, **kw):
+    """Prepare ``reviews`` with both engines; assert identical output and no leftovers; the
+    duckdb dataset."""
     outs = {}
     for engine in ("duckdb", "numpy"):
-        cfg = Amazon2023Config(reviews=str(rev), out=str(tmp_path / engine), block_bytes=4096, engine=engine,
-                               memory_mb=64, threads=2, **kw)
+        cfg = Amazon2023Config(reviews=str(reviews), out=str(tmp_path / engine), block_bytes=block_bytes,
+                               engine=engine, memory_mb=64, threads=2, **kw)
         outs[engine] = load_prepared(prepare_amazon2023(cfg))
     a, b = outs["duckdb"], outs["numpy"]
     pd.testing.assert_frame_equal(a.interactions, b.interactions)
@@ -59,6 +58,13 @@ def _both(tmp_path, **kw):
     assert a.meta == b.meta
     assert not [p for p in tmp_path.iterdir() if ".spill-" in p.name or ".tmp-" in p.name]
     return a
+
+
+def _both(tmp_path, **kw):
+    rev = tmp_path / "Cat.jsonl"
+    if not rev.exists():
+        _write(rev, _lines())
+    return engines_agree(tmp_path, rev, 4096, **kw)
 
 
 @pytest.mark.parametrize("kw", [dict(kcore=3), dict(split="temporal", test_days=20, valid_days=20),
