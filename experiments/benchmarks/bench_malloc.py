@@ -31,7 +31,6 @@ def child(a: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from mrs.models.base import Batch
     from mrs.train.config import load_train_config
     from mrs.train.data import batch_indices
     from mrs.train.trainer import Trainer, configure_process, seed_everything
@@ -41,20 +40,13 @@ def child(a: argparse.Namespace) -> None:
                                    f"train.num_threads={a.threads}", "wandb.enabled=false"])
     configure_process(cfg.train.num_threads, cfg.train.malloc)
     tr = Trainer.build(cfg, seed_everything(0))
-    t, model = tr.triples, tr.model
-    model.train()
-    model.on_epoch_start(0, tr.generator)
+    t = tr.triples
+    tr.model.train()
+    tr.model.on_epoch_start(0, tr.generator)
     batches = batch_indices(len(t), a.batch, tr.generator)
 
     def step() -> None:
-        idx = next(batches)
-        users, pos, modes = t.users[idx], t.items[idx], t.modes[idx]
-        emb = model.encode()
-        neg = tr.sampler.sample(users, modes, model, emb)
-        loss, _ = model.calculate_loss(Batch(users, pos, neg, modes), emb)
-        tr.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        tr.optimizer.step()
+        tr.train_step(next(batches))   # the training loop's own step
 
     step()  # warm-up: first-touch of parameters and optimizer state
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

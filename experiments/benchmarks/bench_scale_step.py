@@ -51,7 +51,6 @@ def child(phase: str, encoder: str, data: str, batch: int, n_queries: int, threa
     from mrs.eval import Evaluator
     from mrs.eval.queries import Queries
     from mrs.eval.ranking import Csr
-    from mrs.models.base import Batch
     from mrs.train.config import load_train_config
     from mrs.train.data import batch_indices
     from mrs.train.trainer import Trainer, configure_process, seed_everything
@@ -69,19 +68,11 @@ def child(phase: str, encoder: str, data: str, batch: int, n_queries: int, threa
     with open("/proc/self/clear_refs", "w") as fh:   # VmHWM := VmRSS: the phase's own peak from here
         fh.write("5")
     t0 = time.perf_counter()
-    if phase == "step":   # Trainer.train_epoch's body for its first batch
-        t, model = tr.triples, tr.model
-        model.train()
-        model.on_epoch_start(0, tr.generator)
-        idx = next(batch_indices(len(t), batch, tr.generator))
-        users, pos, modes = t.users[idx], t.items[idx], t.modes[idx]
-        emb = model.encode()
-        neg = tr.sampler.sample(users, modes, model, emb)
-        loss, _ = model.calculate_loss(Batch(users, pos, neg, modes), emb)
-        tr.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        tr.optimizer.step()
-        out.update(loss=float(loss))
+    if phase == "step":   # Trainer.train_epoch's first step
+        tr.model.train()
+        tr.model.on_epoch_start(0, tr.generator)
+        parts, _ = tr.train_step(next(batch_indices(len(tr.triples), batch, tr.generator)))
+        out.update(loss=parts["loss"])
     elif phase == "eval":
         ev = Evaluator(tr.ds, "valid", cfg.eval)    # queries and masks of the whole valid split
         out.update(evaluator_s=time.perf_counter() - t0, n_queries_split=len(ev.queries))

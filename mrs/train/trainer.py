@@ -103,8 +103,6 @@ class Trainer:
     # ---------------------------------------------------------------- one epoch
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the train triples; returns the mean loss and its parts."""
-        from mrs.models.base import Batch
-
         if self.seq is not None:  # sequential user encoder: next-item sequences, not BPR triples
             from mrs.train.sequences import train_epoch_seq
             return train_epoch_seq(self, epoch)
@@ -117,31 +115,41 @@ class Trainer:
                    desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False, dynamic_ncols=True,
                    disable=not self.dist.is_main)
         for step, idx in enumerate(bar):
-            idx = idx.to(self.device)
-            users, pos, modes = t.users[idx], t.items[idx], t.modes[idx]
-            emb = model.encode()  # one propagation serves the hard-negative scoring and the loss
-            # dynamic: M candidates scored by the current model under the positive's modes
-            neg = self.sampler.sample(users, modes, model, emb)
-            # under torchrun: every rank drew the global batch and its negatives; keep this
-            # rank's shard (mrs.train.distributed)
-            sh = self.dist.shard(len(idx))
-            loss, parts = model.calculate_loss(Batch(users[sh], pos[sh], neg[sh], modes[sh]), emb)
-            if not torch.isfinite(loss):
-                raise MrsError(
-                    f"loss is {loss.item()} at epoch {epoch + 1}, batch {step + 1}/{nb} "
-                    f"(parts: {_fmt(parts)}); stopped. Lower train.lr or raise model.reg; "
-                    f"{kept_message(epoch)}")
-            self.optimizer.zero_grad(set_to_none=True)
-            (loss * self.dist.loss_weight(sh.stop - sh.start, len(idx))).backward()
-            self.dist.sync_grads(model, f" at epoch {epoch + 1}, batch {step + 1}/{nb}")
-            self.optimizer.step()
-            parts = {"loss": loss.item(), **{k: float(v) for k, v in parts.items()}}
-            w = self.dist.loss_weight(sh.stop - sh.start, len(idx))  # 1 in one process
+            parts, w = self.train_step(idx, f"epoch {epoch + 1}, batch {step + 1}/{nb}", epoch)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * w
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{parts['loss']:.4f}")
         return {k: v / nb for k, v in self.dist.reduce_sums(sums).items()}
+
+    def train_step(self, idx: torch.Tensor, where: str = "step 1", epoch: int = 0) -> tuple[dict[str, float], float]:
+        """One optimiser step on the train triples ``idx`` (the global batch): encode, sample
+        negatives, loss on this rank's shard, backward, gradient sync, Adam. Returns the loss and
+        its parts, and this rank's weight in the global mean (1 in one process). ``where`` names
+        the step in errors. Call ``model.train()`` and ``on_epoch_start`` first, as
+        :meth:`train_epoch` does."""
+        from mrs.models.base import Batch
+
+        t, model = self.triples, self.model
+        idx = idx.to(self.device)
+        users, pos, modes = t.users[idx], t.items[idx], t.modes[idx]
+        emb = model.encode()  # one propagation serves the hard-negative scoring and the loss
+        # dynamic: M candidates scored by the current model under the positive's modes
+        neg = self.sampler.sample(users, modes, model, emb)
+        # under torchrun: every rank drew the global batch and its negatives; keep this
+        # rank's shard (mrs.train.distributed)
+        sh = self.dist.shard(len(idx))
+        loss, parts = model.calculate_loss(Batch(users[sh], pos[sh], neg[sh], modes[sh]), emb)
+        if not torch.isfinite(loss):
+            raise MrsError(
+                f"loss is {loss.item()} at {where} (parts: {_fmt(parts)}); stopped. Lower train.lr "
+                f"or raise model.reg; {kept_message(epoch)}")
+        w = self.dist.loss_weight(sh.stop - sh.start, len(idx))  # 1 in one process
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss * w).backward()
+        self.dist.sync_grads(model, f" at {where}")
+        self.optimizer.step()
+        return {"loss": loss.item(), **{k: float(v) for k, v in parts.items()}}, w
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
