@@ -11,6 +11,13 @@ Baselines, in order of preference:
 
     python experiments/benchmarks/bench_sequential.py --data runs/data/Beauty [--batches 20]
 
+``--parity-epochs E`` measures time to equal quality instead: RecBole trains E whole epochs and
+its valid NDCG@10 (RecBole's own full-sort evaluator) is the bar; mrs trains whole epochs at the
+same lr until its valid NDCG@10 (full ranking, train items masked) reaches the bar; the ratio of
+training seconds (validation excluded) is printed.
+
+    python experiments/benchmarks/bench_sequential.py --data runs/data/Beauty --parity-epochs 1 --lr 0.001
+
 ``--batches N`` times the first N training batches of each implementation (the same N) and
 scales to a full epoch; 0 runs whole epochs. Prints per-batch / per-epoch seconds, the ratio
 mrs / baseline, full-ranking eval seconds over all valid users, and valid NDCG@10 after the
@@ -33,14 +40,19 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 
-def mrs_run(data: str, n_batches: int, threads: int) -> dict:
+def mrs_trainer(data: str, threads: int, lr: float | None = None):
     from mrs.train.config import load_train_config
-    from mrs.train.sequences import bucketed_batches, sequence_loss
     from mrs.train.trainer import Trainer, seed_everything
 
-    cfg = load_train_config(REPO / "configs/experiments/beauty_sasrec.yaml",
-                            [f"data.dir={data}", "wandb.enabled=false", f"train.num_threads={threads}"])
-    tr = Trainer.build(cfg, seed_everything(0))
+    sets = [f"data.dir={data}", "wandb.enabled=false", f"train.num_threads={threads}"]
+    cfg = load_train_config(REPO / "configs/experiments/beauty_sasrec.yaml", sets + ([f"train.lr={lr}"] if lr else []))
+    return Trainer.build(cfg, seed_everything(0))
+
+
+def mrs_epoch(tr, n_batches: int = 0) -> tuple[float, int, int]:
+    """One pass over mrs's length-bucketed batches (the first n_batches if > 0): (seconds, done, total)."""
+    from mrs.train.sequences import bucketed_batches, sequence_loss
+
     s, pad = tr.seq.train, tr.ds.n_items
     lengths = (s.items != pad).sum(1)
     batches = list(bucketed_batches(s, 256, tr.generator, pad))
@@ -55,11 +67,29 @@ def mrs_run(data: str, n_batches: int, threads: int) -> dict:
         tr.optimizer.zero_grad()
         loss.backward()
         tr.optimizer.step()
-    train_s = time.perf_counter() - t0
+    return time.perf_counter() - t0, len(batches), total
+
+
+def mrs_run(data: str, n_batches: int, threads: int) -> dict:
+    tr = mrs_trainer(data, threads)
+    train_s, done, total = mrs_epoch(tr, n_batches)
     t0 = time.perf_counter()
     res = tr.evaluate("valid", ci=False)
-    return {"per_batch": train_s / len(batches), "epoch": train_s / len(batches) * total,
+    return {"per_batch": train_s / done, "epoch": train_s / done * total,
             "batches": total, "eval": time.perf_counter() - t0, "ndcg@10": res.metrics["all"]["ndcg@10"]}
+
+
+def mrs_to_quality(data: str, target: float, max_epochs: int, threads: int, lr: float) -> dict:
+    """Train whole epochs at Adam lr until valid NDCG@10 (full ranking, train items masked)
+    reaches target; training seconds exclude the validations."""
+    tr = mrs_trainer(data, threads, lr)
+    train_s, curve = 0.0, []
+    for epoch in range(1, max_epochs + 1):
+        train_s += mrs_epoch(tr)[0]
+        curve.append(tr.evaluate("valid", ci=False).metrics["all"]["ndcg@10"])
+        if curve[-1] >= target:
+            break
+    return {"train_s": train_s, "epochs": epoch, "ndcg@10": curve[-1], "curve": curve, "reached": curve[-1] >= target}
 
 
 class PlainSASRec(nn.Module):
@@ -125,7 +155,8 @@ def install_recbole(venv: Path) -> None:
     (sp / "zz_mrs_torch.pth").write_text("\n".join(site.getsitepackages()) + "\n")
 
 
-def recbole_run(venv: Path, data: str, n_batches: int, threads: int) -> dict | str:
+def recbole_run(venv: Path, data: str, n_batches: int, threads: int, epochs: int = 0,
+                lr: float = 0.001) -> dict | str:
     """RecBole's SASRec in its own venv; returns timings, or the reason it could not run."""
     import json
     import tempfile
@@ -146,7 +177,7 @@ def recbole_run(venv: Path, data: str, n_batches: int, threads: int) -> dict | s
         f.write("user_id:token\titem_id:token\ttimestamp:float\n")
         np.savetxt(f, np.stack([inter["user"].to_numpy(), inter["item"].to_numpy(), pos], 1), fmt="%d", delimiter="\t")
     run = subprocess.run([str(py), str(Path(__file__).with_name("recbole_sasrec_worker.py")), str(work),
-                          str(n_batches), str(threads)], capture_output=True, text=True)
+                          str(n_batches), str(threads), str(epochs), str(lr)], capture_output=True, text=True)
     if run.returncode:
         return "RecBole run failed: " + (run.stderr.strip().splitlines() or ["?"])[-1]
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -159,9 +190,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--recbole-venv", default="/tmp/recbole-venv")
     ap.add_argument("--install-recbole", action="store_true", help="create the RecBole venv first")
+    ap.add_argument("--parity-epochs", type=int, default=0,
+                    help="quality mode: RecBole trains this many epochs, then mrs trains until it reaches "
+                         "RecBole's valid NDCG@10; prints both training times")
+    ap.add_argument("--max-epochs", type=int, default=10, help="quality mode: mrs's epoch cap")
+    ap.add_argument("--lr", type=float, default=0.001, help="quality mode: Adam lr on both sides")
     a = ap.parse_args()
     if a.install_recbole:
         install_recbole(Path(a.recbole_venv))
+    if a.parity_epochs:
+        return quality(a)
     rb = recbole_run(Path(a.recbole_venv), a.data, a.batches, a.threads)
     ours = mrs_run(a.data, a.batches, a.threads)
     ref = plain_run(a.data, a.batches, a.threads)
@@ -176,6 +214,22 @@ def main() -> None:
     print(f"ratio mrs / plain epoch time: {ours['epoch'] / ref['epoch']:.2f}")
     if not isinstance(rb, str):
         print(f"ratio mrs / RecBole epoch time: {ours['epoch'] / rb['epoch']:.2f}")
+
+
+def quality(a: argparse.Namespace) -> None:
+    """Time to equal quality: RecBole's valid NDCG@10 after --parity-epochs epochs is the bar."""
+    rb = recbole_run(Path(a.recbole_venv), a.data, 0, a.threads, a.parity_epochs, a.lr)
+    if isinstance(rb, str):
+        print(f"RecBole SASRec: not measured: {rb}")
+        return
+    print(f"RecBole SASRec: {rb['epochs']} epochs ({rb['batches']} batches each) in {rb['train_s']:.1f} s "
+          f"({rb['epoch']:.1f} s/epoch); valid NDCG@10 {rb['ndcg@10']:.4f} (eval {rb['eval']:.1f} s)")
+    ours = mrs_to_quality(a.data, rb["ndcg@10"], a.max_epochs, a.threads, a.lr)
+    print(f"mrs sasrec:     {ours['epochs']} epochs in {ours['train_s']:.1f} s; valid NDCG@10 by epoch "
+          + ", ".join(f"{x:.4f}" for x in ours["curve"])
+          + ("" if ours["reached"] else f" (did not reach {rb['ndcg@10']:.4f} within {a.max_epochs} epochs)"))
+    print(f"ratio mrs / RecBole training time to valid NDCG@10 >= {rb['ndcg@10']:.4f}: "
+          f"{ours['train_s'] / rb['train_s']:.2f}" + ("" if ours["reached"] else " (bar not reached)"))
 
 
 if __name__ == "__main__":
