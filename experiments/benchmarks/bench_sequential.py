@@ -176,7 +176,7 @@ def recbole_run(venv: Path, data: str, n_batches: int, threads: int, epochs: int
     with open(work / "beauty" / "beauty.inter", "w") as f:
         f.write("user_id:token\titem_id:token\ttimestamp:float\n")
         np.savetxt(f, np.stack([inter["user"].to_numpy(), inter["item"].to_numpy(), pos], 1), fmt="%d", delimiter="\t")
-    run = subprocess.run([str(py), str(Path(__file__).with_name("recbole_sasrec_worker.py")), str(work),
+    run = subprocess.run([str(py), str(Path(__file__).resolve().with_name("recbole_sasrec_worker.py")), str(work),
                           str(n_batches), str(threads), str(epochs), str(lr)],
                          capture_output=True, text=True, cwd=work)  # RecBole writes log_tensorboard/ into cwd
     if run.returncode:
