@@ -89,7 +89,7 @@ def mrs_to_quality(data: str, target: float, max_epochs: int, threads: int, lr: 
         curve.append(tr.evaluate("valid", ci=False).metrics["all"]["ndcg@10"])
         if curve[-1] >= target:
             break
-    return {"train_s": train_s, "epochs": epoch, "ndcg@10": curve[-1], "curve": curve, "reached": curve[-1] >= target}
+    return {"train_s": train_s, "epochs": epoch, "curve": curve, "reached": curve[-1] >= target}
 
 
 class PlainSASRec(nn.Module):

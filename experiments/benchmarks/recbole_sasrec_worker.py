@@ -42,34 +42,32 @@ ds = create_dataset(config)
 train, valid, test = data_preparation(config, ds)
 model = SASRec(config, train.dataset)
 opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def train_pass(limit: int = 0) -> tuple[float, int]:
+    """One pass over RecBole's train loader (the first ``limit`` batches if > 0): (seconds, batches)."""
+    model.train()
+    n, t0 = 0, time.perf_counter()
+    for inter in train:
+        loss = model.calculate_loss(inter)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        n += 1
+        if limit and n >= limit:
+            break
+    return time.perf_counter() - t0, n
+
+
 if epochs:
     from recbole.trainer import Trainer
 
-    train_s = 0.0
-    for _ in range(epochs):
-        model.train()
-        t0 = time.perf_counter()
-        for inter in train:
-            loss = model.calculate_loss(inter)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        train_s += time.perf_counter() - t0
+    train_s = sum(train_pass()[0] for _ in range(epochs))
     t0 = time.perf_counter()
     res = Trainer(config, model).evaluate(valid, load_best_model=False, show_progress=False)
     print(json.dumps({"train_s": train_s, "epochs": epochs, "batches": len(train), "epoch": train_s / epochs,
                       "eval": time.perf_counter() - t0, "ndcg@10": float(res["ndcg@10"])}))
     sys.exit(0)
-model.train()
-n, t0 = 0, time.perf_counter()
-for inter in train:
-    loss = model.calculate_loss(inter)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    n += 1
-    if n_batches and n >= n_batches:
-        break
-dt = time.perf_counter() - t0
+dt, n = train_pass(n_batches)
 print(json.dumps({"per_batch": dt / n, "batches": len(train), "epoch": dt / n * len(train),
                   "rows_per_batch": 256}))
