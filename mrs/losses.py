@@ -1,4 +1,5 @@
-"""Training losses: BPR with L2 on the batch's ego embeddings, and the semantic coupling term.
+"""Training losses: the main ranking losses (a registry), L2 on the batch's ego embeddings, and the
+semantic coupling term. :mod:`mrs.models.objective` assembles them into the one training loss.
 
 BPR (Rendle et al., 2009), averaged once over all (positive, negative) pairs of the batch:
 
@@ -12,9 +13,13 @@ PyG issue #7196 was a double mean.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from mrs.registry import Registry
 
 
 def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
@@ -46,3 +51,38 @@ def coupling_loss(q: Tensor, projected_content: Tensor, mu: Tensor) -> Tensor:
     """Semantic coupling ``Σ_i μ_i ‖q_i − W e_i‖²`` over the given item rows:
     ``q (N, r)`` item factors, ``projected_content (N, r)`` = ``W e_i``, ``mu (N,)``."""
     return (mu * (q - projected_content).pow(2).sum(-1)).sum()
+
+
+# ----------------------------------------------------------------------------- main ranking losses
+class MainLoss:
+    """A main ranking loss over ``N`` predictions. ``scores(pos (N,), neg (N, K) | None, q)``
+    receives the positives' scores, the sampled negatives' scores (accidental hits already
+    ``-inf`` where :attr:`masks_hits`), and a callable giving the full ``(N, I)`` score matrix
+    for losses that rank every item. ``negatives(n_sampled)`` is how many negatives per
+    prediction it needs (0: none)."""
+
+    def __init__(self, fn: Callable[..., Tensor], negatives: Callable[[int], int], doc: str):
+        self.fn, self.negatives, self.__doc__ = fn, negatives, doc
+
+    def __call__(self, pos: Tensor, neg: Tensor | None, all_scores: Callable[[], Tensor],
+                 targets: Tensor) -> Tensor:
+        return self.fn(pos, neg, all_scores, targets)
+
+
+LOSSES: Registry[MainLoss] = Registry("loss", "model.loss", ("mrs.losses",))
+
+
+def _sampled_softmax(pos: Tensor, neg: Tensor | None, all_scores, targets: Tensor) -> Tensor:
+    logits = torch.cat([pos[:, None], neg.reshape(len(pos), -1)], 1)  # (N, 1 + K)
+    return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+LOSSES.register("bpr", rank=0)(MainLoss(
+    lambda pos, neg, all_scores, targets: bpr_loss(pos, neg), lambda k: 1,
+    "BPR: -mean log σ(pos - neg) (one negative per prediction: train.negatives uniform | dynamic)"))
+LOSSES.register("ce", rank=1)(MainLoss(
+    lambda pos, neg, all_scores, targets: F.cross_entropy(all_scores(), targets), lambda k: 0,
+    "full softmax cross-entropy over all items"))
+LOSSES.register("sampled_softmax", rank=2)(MainLoss(
+    _sampled_softmax, lambda k: k,
+    "softmax over the target and model.loss_negatives uniform negatives (accidental hits masked)"))

@@ -28,9 +28,9 @@ VARIANTS = {
     "cp": ["model.encoder=mf", "model.user_encoder=id", "model.modes=true", "train.epochs=80", "train.patience=10",
            "train.batch_size=2048"],
     "sasrec": ["model.encoder=mf", "model.user_encoder=sasrec", "model.modes=false", "train.epochs=60",
-               "train.batch_size=128", "model.seq_len=20", "model.seq_loss=ce", "model.reg=0"],
+               "train.batch_size=128", "model.seq_len=20", "model.loss=ce", "model.reg=0"],
     "hybrid": ["model.encoder=mf", "model.user_encoder=sasrec", "model.modes=true", "train.epochs=60",
-               "train.batch_size=128", "model.seq_len=20", "model.seq_loss=ce", "model.reg=0"],
+               "train.batch_size=128", "model.seq_len=20", "model.loss=ce", "model.reg=0"],
 }
 
 

@@ -100,8 +100,20 @@ class Encoder(Plugin):
     def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
         """Called once before each training epoch (FREEDOM draws its pruned graph here)."""
 
+    @classmethod
+    def reads_user_rows(cls, cfg: "ModelConfig") -> bool:
+        """Whether the item outputs read the user ego rows (graph propagation does; MF does not).
+        A sequential user encoder keeps user rows trainable only where they are read."""
+        return True
+
+    #: whether :meth:`aux_losses` compares positives with negatives: then every training step
+    #: samples at least one negative per prediction, whatever the main loss needs
+    needs_negatives: bool = False
+
     def aux_losses(self, batch: "Batch", user_emb: Tensor, item_emb: Tensor) -> dict[str, Tensor]:
-        """Extra loss terms of this encoder for one batch (already weighted). Default: none."""
+        """Extra loss terms of this encoder for one batch (already weighted). ``batch.users`` are
+        the predictions' users (a sequence position's user), ``batch.neg`` their negatives.
+        Default: none."""
         return {}
 
 
@@ -154,6 +166,7 @@ class UserEncoder(Plugin):
     """
 
     sequential: bool = False
+    default_loss: str = "bpr"  # the main loss model.loss=auto picks
 
     @classmethod
     def from_config(cls, cfg: "ModelConfig", ctx: BuildContext, dim: int) -> "UserEncoder":
@@ -208,11 +221,12 @@ class Batch:
 
     users: Tensor  # (B,) long
     pos: Tensor    # (B,) long
-    neg: Tensor    # (B,) long, or (B, K) for several negatives per positive
+    neg: Tensor | None  # (B,) long, or (B, K) for several negatives per positive; None: none sampled (ce)
     modes: Tensor  # (B, n_modes) long
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=True) for t in (self.users, self.pos, self.neg, self.modes)))
+        return Batch(*(t if t is None else t.to(device, non_blocking=True)
+                       for t in (self.users, self.pos, self.neg, self.modes)))
 
 
 class Recommender(nn.Module):

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mrs import graph
 from mrs.errors import MrsError
-from mrs.losses import coupling_weights
+from mrs.losses import LOSSES, coupling_weights
 from mrs.models.base import ENCODERS, FUSIONS, SCORERS, USERS, BuildContext
 from mrs.models.model import CPRecommender
 
@@ -40,6 +40,10 @@ class ModelConfig:
     fusion: str = field(default="none", metadata={"registry": FUSIONS})  # how item content enters: none | concat | early | late
     joint_dim: int = 64  # early fusion: shared space of the modality projections
     reg: float = 1e-4  # L2 λ on the batch's ego embedding rows, divided by the batch size
+    # main ranking loss (mrs.losses.LOSSES): bpr | ce | sampled_softmax; auto = the user encoder's
+    # usual one (bpr for id rows, as MF/LightGCN; ce, the full softmax, for sasrec/bert4rec)
+    loss: str = "auto"
+    loss_negatives: int = 100  # sampled_softmax: uniform negatives per prediction
     # FREEDOM
     edge_drop: float = 0.8  # fraction of user-item edges dropped each epoch (FREEDOM's dropout)
     filtration: Literal["degree", "content"] = "degree"  # keep prob ∝ 1/sqrt(d_u d_i), or GRCN-style affinity
@@ -59,8 +63,6 @@ class ModelConfig:
     seq_heads: int = 2  # attention heads (must divide the embedding size)
     seq_dropout: float = 0.2  # dropout on the input embeddings and inside the blocks
     seq_ties: Literal["file", "shuffle"] = "file"  # order of same-ts interactions: file order, or seeded shuffle
-    seq_loss: Literal["ce", "sampled_softmax", "bpr"] = "ce"  # full softmax, sampled softmax, BPR (train.negatives)
-    seq_negatives: int = 100  # sampled_softmax: uniform negatives per position
     seq_mask_prob: float = 0.2  # bert4rec: share of positions masked (cloze)
     # gated fusion (fusion: gated; mrs.models.gated) and FAERec-style ID/semantic alignment
     gate_pca_init: bool = True  # initialise the ID table from a PCA of the semantic features
@@ -73,7 +75,12 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Plug-in options must belong to a selected plug-in and match its ``Options`` fields."""
+        """The main loss is ``auto`` or a registered one; plug-in options must belong to a
+        selected plug-in and match its ``Options`` fields."""
+        if self.loss != "auto" and self.loss not in LOSSES:
+            raise MrsError(f"config key 'model.loss': {self.loss!r} is not one of {['auto', *LOSSES.names()]}")
+        if self.loss_negatives < 1:
+            raise MrsError(f"config key 'model.loss_negatives' must be >= 1, got {self.loss_negatives}")
         selected = {name: reg.get(name) for reg, name in ((ENCODERS, self.encoder), (FUSIONS, self.fusion),
                                                            (USERS, self.user_encoder), (SCORERS, self.scorer))
                     if name in reg}
@@ -159,8 +166,10 @@ def build_model(cfg: ModelConfig, ctx: BuildContext | None = None, **data: Any) 
     scorer = SCORERS.get(cfg.scorer).from_config(cfg, ctx, dim)
     mu = coupling_weights(ctx.item_counts, cfg.coupling_mu0) if cfg.coupling_mu0 > 0 else None
     keep_features = fusion.needs_features or mu is not None
+    loss = user_encoder.default_loss if cfg.loss == "auto" else cfg.loss
     model = CPRecommender(ctx.n_users, ctx.n_items, cfg.dim, encoder, fusion, user_encoder, scorer,
-                          features=ctx.features if keep_features else None, reg=cfg.reg, coupling_mu=mu)
+                          features=ctx.features if keep_features else None, reg=cfg.reg, coupling_mu=mu,
+                          loss=loss, loss_negatives=cfg.loss_negatives)
     with torch.no_grad():
         fusion.init_item_ids(model.item_emb.weight)  # e.g. gated fusion's PCA initialisation
     return model

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mrs.losses import bpr_l2_loss, coupling_loss
 from mrs.models.base import Batch, Encoder, Fusion, Recommender, Scorer, UserEncoder
+from mrs.models.objective import Predictions, n_negatives, training_loss
 
 
 class CPRecommender(Recommender):
@@ -25,13 +25,17 @@ class CPRecommender(Recommender):
         features: ``{modality: (I, d_m)}`` fixed content (kept as non-persistent buffers).
         reg: L2 λ on the batch's ego embeddings (and mode factor rows, towards one).
         coupling_mu: ``(I,)`` per-item coupling weights ``μ_i``, or ``None`` (coupling off).
+        loss: the main ranking loss (:data:`mrs.losses.LOSSES`); loss_negatives: its sampled
+            negatives per prediction where it samples several (``sampled_softmax``).
     """
 
     def __init__(self, n_users: int, n_items: int, dim: int, encoder: Encoder, fusion: Fusion,
                  user_encoder: UserEncoder, scorer: Scorer, features: dict[str, Tensor] | None = None,
-                 reg: float = 0.0, coupling_mu: Tensor | None = None):
+                 reg: float = 0.0, coupling_mu: Tensor | None = None, loss: str = "bpr",
+                 loss_negatives: int = 100):
         super().__init__()
         self.n_users, self.n_items, self.reg = n_users, n_items, reg
+        self.loss, self.loss_negatives = loss, loss_negatives
         self.fusion, self.encoder, self.user_encoder = fusion, encoder, user_encoder
         self.item_emb = nn.Embedding(n_items, dim)  # (I, r): the ID block
         # Initialisation order (seeded runs depend on it): the tables' default inits, then
@@ -85,33 +89,22 @@ class CPRecommender(Recommender):
         return self.scorer.rank_all(self.query(users, modes, emb, mode_weights), item_emb)  # (B, I) or (B, C)
 
     def calculate_loss(self, batch: Batch, emb: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
-        """BPR + λ‖ego rows‖²/B (+ semantic coupling, + the plug-ins' own terms). ``emb`` reuses an
-        ``encode()`` of this step (the dynamic sampler scores candidates with it, so one
-        propagation serves both)."""
+        """The training loss of a batch of (user, positive, negatives, modes) rows: the one loss
+        of :func:`mrs.models.objective.training_loss` (main loss ``self.loss`` + L2 + coupling +
+        the plug-ins' terms). ``emb`` reuses an ``encode()`` of this step (the dynamic sampler
+        scores candidates with it, so one propagation serves both)."""
         emb = emb if emb is not None else self.encode()
-        user_emb, item_emb = emb
-        b = batch.users.shape[0]
         q = self.query(batch.users, batch.modes, emb)  # (B, R)
-        items = torch.cat([batch.pos, batch.neg.reshape(-1)])  # (B + B*K,): one gather, one backward
-        rows = item_emb[items]  # (B + B*K, R)
-        pos_s = self.scorer.score(q, rows[:b])  # (B,)
-        neg_s = self.scorer.score(q, rows[b:].view(*batch.neg.shape, -1))  # (B,) or (B, K)
-        # Mode factors are regularised towards one, their "no context effect" value (= MF).
-        ego = [*self.user_encoder.reg_rows(batch.users), self.item_emb.weight[items],
-               *(m - 1.0 for m in self.scorer.mode_rows(batch.modes))]
-        loss, bpr, l2 = bpr_l2_loss(pos_s, neg_s, ego, self.reg)
-        parts = {"bpr": bpr.item(), "l2": l2.item()}
-        if self.coupling is not None:
-            e = torch.cat([x[items] for x in self.features().values()], dim=1)  # (N, Σd)
-            c = coupling_loss(self.item_emb.weight[items], self.coupling(e), self.coupling_mu[items]) / b
-            loss = loss + c
-            parts["coupling"] = c.item()
-        extra = {**self.encoder.aux_losses(batch, user_emb, item_emb),
-                 **self.fusion.aux_losses(items, self.item_emb.weight, self.features())}
-        for name, term in extra.items():
-            loss = loss + term
-            parts[name] = term.item()
-        return loss, parts
+        return self.training_loss(Predictions(batch.users, q, batch.pos, batch.modes, batch.neg), emb)
+
+    def training_loss(self, p: Predictions, emb: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """The loss of any :class:`~mrs.models.objective.Predictions` (BPR triples or sequence
+        positions); the user encoder says whether they read user ID rows (for L2)."""
+        return training_loss(self, p, emb, self.loss, user_rows=not self.user_encoder.sequential)
+
+    def n_negatives(self) -> int:
+        """Negatives per prediction a training step samples for this model."""
+        return n_negatives(self, self.loss, self.loss_negatives)
 
     def on_epoch_start(self, epoch: int, generator: torch.Generator | None = None) -> None:
         """Passed on to the encoder (FREEDOM draws its pruned graph). Without a generator, one

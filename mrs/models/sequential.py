@@ -18,7 +18,8 @@ rows still multiply the state, so context and time stay explicit tensor modes.
 Both use ``nn.TransformerEncoder`` (PyTorch's fused attention), post-norm as RecBole's SASRec:
 ``x = Dropout(LayerNorm(√R · Q[seq] + P))``. Sequences are left-padded with ``n_items`` (a zero
 token); padded keys are masked, except that every position may attend to itself, so a user with
-no history gets a defined, learned "no history" state (counted by the trainer, not an error).
+no history gets a defined "no history" state, trained to predict users' first train items
+(:meth:`SequentialUserEncoder.train_predictions`; such users are counted by the trainer).
 The ID user table is kept only as the graph encoders' user ego rows (LightGCN propagates it).
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 
 from mrs.errors import MrsError
 from mrs.models.base import USERS, BuildContext, UserEncoder
+from mrs.models.objective import Predictions
 
 
 class SequentialUserEncoder(UserEncoder):
@@ -37,13 +39,17 @@ class SequentialUserEncoder(UserEncoder):
 
     sequential = True
     causal = True
+    default_loss = "ce"  # the full softmax: the strong SASRec baseline
 
     def __init__(self, n_users: int, n_items: int, dim: int, seq_len: int, blocks: int = 2,
-                 heads: int = 2, dropout: float = 0.2):
+                 heads: int = 2, dropout: float = 0.2, user_rows: bool = True):
         super().__init__()
         self.n_items, self.seq_len, self.heads, self.dim = n_items, seq_len, heads, dim
         self.emb = nn.Embedding(n_users, dim)  # (U, R) ego rows for graph encoders only
         nn.init.xavier_uniform_(self.emb.weight)
+        # An encoder whose item rows do not read user rows (mf) leaves them unused: frozen, so
+        # no parameter is silently untrained (they stay in the state dict for old checkpoints).
+        self.emb.weight.requires_grad_(user_rows)
         self.pos = nn.Embedding(seq_len, dim)  # (L, R) position L-1 = the latest item
         nn.init.normal_(self.pos.weight, std=0.02)
         self.mask_token = nn.Parameter(torch.zeros(dim)) if not self.causal else None
@@ -68,8 +74,10 @@ class SequentialUserEncoder(UserEncoder):
         if cfg.fusion == "late":
             raise MrsError("config key 'model.fusion': 'late' scales the static user row per block "
                            "and is not supported with a sequential model.user_encoder")
+        from mrs.models.base import ENCODERS
+
         return cls(ctx.n_users, ctx.n_items, dim, cfg.seq_len, cfg.seq_blocks, cfg.seq_heads,
-                   cfg.seq_dropout)
+                   cfg.seq_dropout, user_rows=ENCODERS.get(cfg.encoder).reads_user_rows(cfg))
 
     def ego(self) -> Tensor:
         return self.emb.weight
@@ -111,6 +119,36 @@ class SequentialUserEncoder(UserEncoder):
         width = max(1, int((hist != item_emb.shape[0]).sum(1).max()))  # trim all-padding columns
         seq = self.query_seq(hist[:, -width:] if self.causal else hist[:, -width - 1:])
         return self.encode_seq(seq, item_emb)[:, -1]
+
+    def empty_state(self, item_emb: Tensor) -> Tensor:
+        """``(1, R)``: the state of a user with no history (what such a query reads)."""
+        return self.history_rows(item_emb.new_full((1, self.seq_len), item_emb.shape[0], dtype=torch.long), item_emb)
+
+    def train_predictions(self, batch: tuple[Tensor, ...], item_emb: Tensor, scorer,
+                          generator: torch.Generator, mask_prob: float = 0.2) -> Predictions:
+        """The predictions of a batch of training sequences (:class:`mrs.train.sequences.SeqTrain`
+        rows): next item at every position (sasrec), or the masked items (bert4rec, a share
+        ``mask_prob`` of the real positions, at least one per row, drawn from ``generator``);
+        plus, per row, the no-history state predicting the user's first train item, so the
+        state a user without history is queried with is trained too."""
+        users, inputs, targets, modes, items, first, first_modes = batch
+        if self.causal:
+            states = self.encode_seq(inputs, item_emb)                        # (B, L, R)
+            tgt_full = targets
+        else:  # cloze: mask a share of the real positions (at least one per row), predict them
+            real = items != self.n_items
+            masked = (torch.rand(items.shape, generator=generator).to(items.device) < mask_prob) & real
+            last = real.long().cumsum(1).argmax(1)                            # the last real position
+            none = ~masked.any(1)
+            masked[none, last[none]] = True
+            states = self.encode_seq(items, item_emb, masked=masked)
+            tgt_full = items.masked_fill(~masked, -1)
+        valid = tgt_full >= 0                                                 # (B, L)
+        empty = self.empty_state(item_emb).expand(len(users), -1)            # (B, R)
+        rows = torch.cat([states[valid], empty])                              # (N, R)
+        m = torch.cat([modes[valid], first_modes])
+        return Predictions(users=torch.cat([users[:, None].expand_as(valid)[valid], users]),
+                           queries=scorer.query(rows, m), pos=torch.cat([tgt_full[valid], first]), modes=m)
 
     def encode_seq(self, seq: Tensor, item_emb: Tensor, masked: Tensor | None = None) -> Tensor:
         """States of id sequences ``(B, L)`` -> ``(B, L, R)``; ``masked (B, L)`` bool positions

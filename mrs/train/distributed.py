@@ -149,10 +149,15 @@ class Dist:
     def reduce_sums(self, sums: dict[str, float]) -> dict[str, float]:
         """Sum per-rank accumulators over the ranks (one small all-reduce per epoch), so the
         logged loss is the global batch's, not rank 0's shard's."""
-        if not self.enabled or not sums:
+        if not self.enabled:
             return sums
-        keys = sorted(sums)
-        t = torch.tensor([sums[k] for k in keys], dtype=torch.float64)
+        # a rank that saw only empty shards has no parts: reduce the union of the ranks' keys
+        names: list = [None] * self.world_size
+        dist.all_gather_object(names, sorted(sums))
+        keys = sorted(set().union(*names))
+        if not keys:
+            return sums
+        t = torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64)
         if self.backend == "nccl":
             t = t.cuda()
         dist.all_reduce(t)

@@ -21,7 +21,8 @@ What a model sees:
   target's mode values ``(U', L, k)``: the CP context/time modes of the target still apply.
 - a query of split S (:func:`histories`): the user's last ``L`` items of the splits before S
   (valid: train; test: train + valid) ``(U, L)``, left-padded with ``n_items``. Users with no
-  such item get an all-padding history (a learned "no history" state); they are counted.
+  such item get an all-padding history (the "no history" state, trained to predict users' first
+  train items); those with a query in the split are counted.
 """
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def _left_pad(users: np.ndarray, values: np.ndarray, n_rows: int, length: int, p
 def histories(ds: PreparedDataset, split: str, length: int, order: np.ndarray) -> tuple[Tensor, int]:
     """``(history (U, L) long, n_empty)``: each user's last ``L`` items before ``split``
     (``"train"`` gives the full train sequence's tail; ``"all"`` every split, what a server
-    knows at export), padded with ``n_items``."""
+    knows at export), padded with ``n_items``; ``n_empty``: users with a row in ``split`` (a
+    query) and none before it."""
     inter = ds.interactions
     sp = inter["split"].to_numpy()[order]
     limit = {**SPLITS, "train": SPLITS["valid"], "all": max(SPLITS.values()) + 1}[split]
@@ -83,7 +85,10 @@ def histories(ds: PreparedDataset, split: str, length: int, order: np.ndarray) -
     users = inter["user"].to_numpy()[order][keep].astype(np.int64)
     items = inter["item"].to_numpy()[order][keep].astype(np.int64)
     hist = _left_pad(users, items, ds.n_users, length, ds.n_items)
-    n_empty = int((np.bincount(users, minlength=ds.n_users) == 0).sum())
+    before = np.bincount(users, minlength=ds.n_users) > 0
+    queried = np.zeros(ds.n_users, dtype=bool)  # users with a row in the split (all: every user)
+    queried[inter["user"].to_numpy()[order][sp == limit] if split != "all" else slice(None)] = True
+    n_empty = int((queried & ~before).sum())
     return torch.from_numpy(hist), n_empty
 
 
@@ -96,6 +101,8 @@ class SeqTrain:
     targets: Tensor  # (S, L) long, -1 where there is no target
     modes: Tensor    # (S, L, k) long, the target interaction's mode values (0 on padding)
     items: Tensor    # (S, L) long, the last L train items themselves (bert4rec's input), padded
+    first: Tensor    # (S,) long, the user's first train item (the no-history state's target)
+    first_modes: Tensor  # (S, k) long, its interaction's mode values
 
     def __len__(self) -> int:
         return int(self.users.shape[0])
@@ -118,9 +125,13 @@ def train_sequences(ds: PreparedDataset, length: int, order: np.ndarray) -> SeqT
                        f"so there is no next item to learn from")
     inp, tgt = seq[rows, :-1], seq[rows, 1:].copy()
     tgt[inp == I] = -1                                               # no input token -> no target
+    first = np.full(U, -1, dtype=np.int64)
+    first_row = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])  # users sorted: each one's first row
+    first[users[first_row]] = first_row
     return SeqTrain(torch.from_numpy(rows), torch.from_numpy(inp), torch.from_numpy(tgt),
                     torch.from_numpy(np.ascontiguousarray(seq_modes[rows, 1:])),
-                    torch.from_numpy(seq[rows, 1:]))
+                    torch.from_numpy(seq[rows, 1:]), torch.from_numpy(items[first[rows]]),
+                    torch.from_numpy(np.ascontiguousarray(modes[first[rows]])))
 
 
 class SequenceData:
@@ -146,78 +157,43 @@ class SequenceData:
 
 
 # ---------------------------------------------------------------------------------- training
-def sequence_loss(model, batch: tuple[Tensor, ...], loss: str, generator: torch.Generator,
-                  n_negatives: int = 100, mask_prob: float = 0.2, negatives: str = "uniform",
-                  candidates: int = 16, hard: str = "hardest") -> tuple[Tensor, dict[str, float]]:
-    """Next-item (sasrec) or cloze (bert4rec) loss of one batch of training sequences.
+def sequence_loss(model, batch: tuple[Tensor, ...], generator: torch.Generator, mask_prob: float = 0.2,
+                  negatives: str = "uniform", candidates: int = 16, hard: str = "hardest",
+                  temperature: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+    """The training loss of one batch of training sequences: the user encoder turns them into
+    predictions (next item at every position, or the masked items of bert4rec, plus the
+    no-history state's), this function draws their negatives (data, not terms: how many, the
+    model says), and :meth:`CPRecommender.training_loss` assembles the one loss.
 
-    With ``q_n = s_n ⊙ Π_j M_j[m_{n,j}]`` the CP query of position ``n`` (its state folded with its
-    target's modes) and ``y_n`` the target item:
+    Negatives are drawn from ``generator`` and never equal the prediction's target:
 
-    - ``ce``: full softmax ``-log softmax(q_n · Qᵀ)[y_n]`` over all items (the strong SASRec
-      baseline);
-    - ``sampled_softmax``: the softmax over ``y_n`` and ``n_negatives`` uniform items (accidental
-      hits of ``y_n`` masked out; uniform proposals need no log-Q correction);
-    - ``bpr``: ``-log σ(q_n·Q[y_n] − q_n·Q[j])`` with one uniform negative ``j``, or the hardest /
-      softmax-drawn of ``candidates`` uniform ones (``train.negatives=dynamic``).
-
-    Plus ``λ · Σ‖touched ID rows‖² / N`` (mode rows towards one, as the BPR path) and the
-    fusion's own terms (gated fusion's alignment) over the touched items.
+    - ``sampled_softmax``: ``model.loss_negatives`` uniform items (a draw equal to the target is
+      masked out of the softmax, the usual accidental-hit rule; uniform proposals need no
+      log-Q correction);
+    - otherwise (``bpr``, and one per prediction where a plug-in compares with a negative): one
+      uniform item other than the target, or with ``train.negatives=dynamic`` the hardest /
+      ``softmax(score / temperature)``-drawn of ``candidates`` such items, scored with the
+      prediction's own query.
     """
-    users, inputs, targets, modes, items = batch
     emb = model.encode()
     item_emb = emb[1]                                                     # (I, R)
-    ue = model.user_encoder
-    if ue.causal:
-        states = ue.encode_seq(inputs, item_emb)                          # (B, L, R)
-        tgt_full = targets
-    else:  # cloze: mask a share of the real positions (at least one per row), predict them
-        real = items != model.n_items
-        masked = (torch.rand(items.shape, generator=generator).to(items.device) < mask_prob) & real
-        last = real.long().cumsum(1).argmax(1)                            # the last real position
-        none = ~masked.any(1)
-        masked[none, last[none]] = True
-        states = ue.encode_seq(items, item_emb, masked=masked)
-        tgt_full = items.masked_fill(~masked, -1)
-    valid = tgt_full >= 0
-    q = model.scorer.query(states[valid], modes[valid])                   # (N, R)
-    tgt = tgt_full[valid]                                                 # (N,)
-    n, n_items = tgt.shape[0], model.n_items
-    if loss == "ce":
-        main = torch.nn.functional.cross_entropy(model.scorer.rank_all(q, item_emb), tgt)
-        touched = tgt
-    elif loss == "sampled_softmax":
-        neg = torch.randint(n_items, (n, n_negatives), generator=generator).to(tgt.device)  # (N, K)
-        pos_s = model.scorer.score(q, item_emb[tgt])                      # (N,)
-        neg_s = model.scorer.score(q, item_emb[neg]).masked_fill(neg == tgt[:, None], float("-inf"))
-        logits = torch.cat([pos_s[:, None], neg_s], 1)                    # (N, 1 + K)
-        main = torch.nn.functional.cross_entropy(logits, torch.zeros_like(tgt))
-        touched = torch.cat([tgt, neg.reshape(-1)])
-    elif loss == "bpr":
+    p = model.user_encoder.train_predictions(batch, item_emb, model.scorer, generator, mask_prob)
+    k, n, n_items = model.n_negatives(), p.pos.shape[0], model.n_items
+    dev = p.pos.device
+    if k and model.loss == "sampled_softmax":
+        p.neg = torch.randint(n_items, (n, k), generator=generator).to(dev)  # (N, K)
+    elif k:
         m = candidates if negatives == "dynamic" else 1
-        cand = torch.randint(n_items, (n, m), generator=generator).to(tgt.device)  # (N, M)
+        r = torch.randint(n_items - 1, (n, m), generator=generator).to(dev)
+        cand = r + (r >= p.pos[:, None]).long()                           # (N, M) uniform over items != target
         if m > 1:
             with torch.no_grad():
-                s = model.scorer.score(q, item_emb[cand])
-                idx = (s.argmax(1, keepdim=True) if hard == "hardest"
-                       else torch.multinomial(torch.softmax(s.float(), 1), 1, generator=None))
+                s = model.scorer.score(p.queries, item_emb[cand])         # (N, M)
+                idx = (s.argmax(1, keepdim=True) if hard == "hardest" else torch.multinomial(
+                    torch.softmax(s.float() / temperature, 1).cpu(), 1, generator=generator).to(dev))
             cand = cand.gather(1, idx)
-        neg = cand[:, 0]
-        from mrs.losses import bpr_loss
-        main = bpr_loss(model.scorer.score(q, item_emb[tgt]), model.scorer.score(q, item_emb[neg]))
-        touched = torch.cat([tgt, neg])
-    else:
-        raise MrsError(f"config key 'model.seq_loss': {loss!r} is not one of "
-                       f"['ce', 'sampled_softmax', 'bpr']")
-    from mrs.losses import l2_reg
-    ego = [model.item_emb.weight[touched], *(r - 1.0 for r in model.scorer.mode_rows(modes[valid]))]
-    l2 = l2_reg(*ego, batch_size=n)
-    total = main + model.reg * l2
-    parts = {loss: main.item(), "l2": l2.item()}
-    for name, term in model.fusion.aux_losses(touched, model.item_emb.weight, model.features()).items():
-        total = total + term
-        parts[name] = term.item()
-    return total, parts
+        p.neg = cand[:, 0]
+    return model.training_loss(p, emb)
 
 
 def bucketed_batches(s: SeqTrain, batch_size: int, generator: torch.Generator, pad: int,
@@ -244,31 +220,35 @@ def train_epoch_seq(tr, epoch: int) -> dict[str, float]:
     from mrs.train.data import n_batches
 
     data: SequenceData = tr.seq
-    model, tc, mc = tr.model, tr.cfg.train, tr.cfg.model
+    model, tc = tr.model, tr.cfg.train
     model.train()
     model.on_epoch_start(epoch, tr.generator)
     s = data.train
-    dev = tr.device
     sums: dict[str, float] = {}
     nb = n_batches(len(s), tc.batch_size)
     bar = tqdm(bucketed_batches(s, tc.batch_size, tr.generator, tr.ds.n_items), total=nb,
                desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False, dynamic_ncols=True)
-    lengths = (s.items != tr.ds.n_items).sum(1)                           # (S,) real items per row
     for step, idx in enumerate(bar):
-        # left-padded rows: drop the columns that are padding in every row of the batch
-        width = int(lengths[idx].max())
-        batch = tuple(x[idx][:, -width:].to(dev) if x.dim() > 1 else x[idx].to(dev)
-                      for x in (s.users, s.inputs, s.targets, s.modes, s.items))
-        loss, parts = sequence_loss(model, batch, mc.seq_loss, tr.generator, mc.seq_negatives,
-                                    mc.seq_mask_prob, tc.negatives, tc.n_candidates, tc.hard)
-        if not torch.isfinite(loss):
-            raise MrsError(f"loss is {loss.item()} at epoch {epoch + 1}, batch {step + 1}/{nb}; "
-                           f"stopped. Lower train.lr or raise model.reg")
-        tr.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        tr.optimizer.step()
-        for k, v in {"loss": loss.item(), **parts}.items():
+        parts = train_step_seq(tr, idx, f"epoch {epoch + 1}, batch {step + 1}/{nb}")
+        for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.set_postfix(loss=f"{parts['loss']:.4f}")
     return {k: v / nb for k, v in sums.items()}
+
+
+def train_step_seq(tr, idx: Tensor, where: str = "step 1") -> dict[str, float]:
+    """One optimiser step on the training sequence rows ``idx``; returns the loss and its parts."""
+    s, model, tc, mc, dev = tr.seq.train, tr.model, tr.cfg.train, tr.cfg.model, tr.device
+    # left-padded rows: drop the columns that are padding in every row of the batch
+    width = int((s.items[idx] != tr.ds.n_items).sum(1).max())
+    batch = tuple(x[idx][:, -width:].to(dev) for x in (s.inputs, s.targets, s.modes, s.items))
+    batch = (s.users[idx].to(dev), *batch, s.first[idx].to(dev), s.first_modes[idx].to(dev))
+    loss, parts = sequence_loss(model, batch, tr.generator, mc.seq_mask_prob, tc.negatives,
+                                tc.n_candidates, tc.hard, tc.temperature)
+    if not torch.isfinite(loss):
+        raise MrsError(f"loss is {loss.item()} at {where}; stopped. Lower train.lr or raise model.reg")
+    tr.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    tr.optimizer.step()
+    return {"loss": loss.item(), **parts}

@@ -118,7 +118,7 @@ class Trainer:
             parts, w = self.train_step(idx, f"epoch {epoch + 1}, batch {step + 1}/{nb}", epoch)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * w
-            if step % 20 == 0:
+            if step % 20 == 0 and parts:
                 bar.set_postfix(loss=f"{parts['loss']:.4f}")
         return {k: v / nb for k, v in self.dist.reduce_sums(sums).items()}
 
@@ -127,29 +127,42 @@ class Trainer:
         negatives, loss on this rank's shard, backward, gradient sync, Adam. Returns the loss and
         its parts, and this rank's weight in the global mean (1 in one process). ``where`` names
         the step in errors. Call ``model.train()`` and ``on_epoch_start`` first, as
-        :meth:`train_epoch` does."""
+        :meth:`train_epoch` does. With a sequential user encoder, ``idx`` are training sequence
+        rows (:func:`mrs.train.sequences.train_step_seq`)."""
         from mrs.models.base import Batch
+
+        if self.seq is not None:
+            from mrs.train.sequences import train_step_seq
+            return train_step_seq(self, idx, where), 1.0
 
         t, model = self.triples, self.model
         idx = idx.to(self.device)
         users, pos, modes = t.users[idx], t.items[idx], t.modes[idx]
         emb = model.encode()  # one propagation serves the hard-negative scoring and the loss
-        # dynamic: M candidates scored by the current model under the positive's modes
-        neg = self.sampler.sample(users, modes, model, emb)
+        # what the model's loss needs: several uniform negatives (sampled softmax), one by
+        # train.negatives (dynamic: M candidates scored by the current model under the
+        # positive's modes), or none (full softmax)
+        k = model.n_negatives()
+        neg = (self.sampler.uniform(users, k) if k > 1 else
+               self.sampler.sample(users, modes, model, emb) if k == 1 else None)
         # under torchrun: every rank drew the global batch and its negatives; keep this
         # rank's shard (mrs.train.distributed)
         sh = self.dist.shard(len(idx))
-        loss, parts = model.calculate_loss(Batch(users[sh], pos[sh], neg[sh], modes[sh]), emb)
-        if not torch.isfinite(loss):
-            raise MrsError(
-                f"loss is {loss.item()} at {where} (parts: {_fmt(parts)}); stopped. Lower train.lr "
-                f"or raise model.reg; {kept_message(epoch)}")
         w = self.dist.loss_weight(sh.stop - sh.start, len(idx))  # 1 in one process
         self.optimizer.zero_grad(set_to_none=True)
-        (loss * w).backward()
-        self.dist.sync_grads(model, f" at {where}")
+        parts: dict[str, float] = {}
+        if sh.stop > sh.start:  # an empty shard (a last batch smaller than the world) adds nothing
+            loss, parts = model.calculate_loss(
+                Batch(users[sh], pos[sh], None if neg is None else neg[sh], modes[sh]), emb)
+            if not torch.isfinite(loss):
+                raise MrsError(
+                    f"loss is {loss.item()} at {where} (parts: {_fmt(parts)}); stopped. Lower train.lr "
+                    f"or raise model.reg; {kept_message(epoch)}")
+            (loss * w).backward()
+            parts = {"loss": loss.item(), **{k: float(v) for k, v in parts.items()}}
+        self.dist.sync_grads(model, f" at {where}")  # zeros stand in for an empty shard's gradients
         self.optimizer.step()
-        return {"loss": loss.item(), **{k: float(v) for k, v in parts.items()}}, w
+        return parts, w
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()

@@ -35,7 +35,8 @@ def test_histories_and_train_sequences_by_hand(tmp_path):
     ds = _hand_dataset(tmp_path)
     order = time_order(ds, "file")
     hist, n_empty = histories(ds, "valid", 3, order)
-    assert hist.tolist() == [[5, 3, 1], [5, 5, 5]] and n_empty == 1  # pad = n_items = 5
+    # pad = n_items = 5; user 1 has no valid row, so no valid query: not counted (issue 19)
+    assert hist.tolist() == [[5, 3, 1], [5, 5, 5]] and n_empty == 0
     hist, n_empty = histories(ds, "test", 3, order)
     assert hist.tolist() == [[3, 1, 2], [5, 5, 5]] and n_empty == 1
     hist, _ = histories(ds, "test", 2, order)
@@ -43,6 +44,7 @@ def test_histories_and_train_sequences_by_hand(tmp_path):
     s = train_sequences(ds, 3, order)
     assert s.users.tolist() == [0]  # user 1 has no train item
     assert s.inputs.tolist() == [[5, 5, 3]] and s.targets.tolist() == [[-1, -1, 1]]
+    assert s.first.tolist() == [3]  # the no-history state's target: the first train item
 
 
 def test_tie_rule_shuffle_reorders_only_ties(tmp_path):
@@ -67,7 +69,7 @@ def test_missing_order_is_an_error_naming_the_column(tmp_path):
 
 
 @pytest.mark.parametrize("key,value,match", [
-    ("model__seq_len", 0, "model.seq_len"), ("model__seq_loss", "hinge", "model.seq_loss"),
+    ("model__seq_len", 0, "model.seq_len"), ("model__loss", "hinge", "model.loss"), ("model__loss_negatives", 0, "model.loss_negatives"),
     ("model__seq_heads", 3, "model.seq_heads")])
 def test_bad_sequential_options_name_the_key(tiny_data, tmp_path, key, value, match):
     with pytest.raises(MrsError, match=match):
@@ -83,8 +85,8 @@ def test_sequential_models_train_with_modes(tiny_data, tmp_path, user_encoder, l
     feats = "[text-synth, image-synth]" if fusion != "none" else "[]"
     align = ({"model__align_item": 0.1, "model__align_feature": 0.1} if fusion == "gated" else {})
     cfg = load_train_config(None, tiny_overrides(
-        tiny_data, model__encoder=encoder, model__user_encoder=user_encoder, model__seq_loss=loss,
-        model__fusion=fusion, model__seq_len=8, model__seq_negatives=10, data__features=feats,
+        tiny_data, model__encoder=encoder, model__user_encoder=user_encoder, model__loss=loss,
+        model__fusion=fusion, model__seq_len=8, model__loss_negatives=10, data__features=feats,
         eval__bootstrap=0, wandb__enabled=False, **align))
     m = run_train(cfg, tmp_path / "run")
     assert all(math.isfinite(h["loss"]) for h in m["history"])

@@ -106,6 +106,8 @@ class FreedomEncoder(LightGCNEncoder):
         self.modality_feats = nn.ParameterList(
             [nn.Parameter(x.float().clone(), requires_grad=tune_features) for x in (feats or {}).values()])
         self.modality_proj = nn.ModuleList([nn.Linear(x.shape[1], dim) for x in (feats or {}).values()])
+        for proj in self.modality_proj:  # u·b cancels in BPR's pos - neg: a dead parameter in the
+            proj.bias.requires_grad_(False)  # original too; frozen (kept for old checkpoints)
 
     @classmethod
     def build_artifacts(cls, cfg, ctx: BuildContext, cache_dir: Path | None) -> dict[str, Any]:
@@ -149,6 +151,14 @@ class FreedomEncoder(LightGCNEncoder):
                    cfg.item_layers, cfg.item_graph_weight, backend=cfg.graph_backend, modality_features=ctx.features,
                    modality_bpr_weight=cfg.modality_bpr_weight, dim=cfg.dim,
                    tune_features=cfg.freedom_tune_features)
+
+    @classmethod
+    def reads_user_rows(cls, cfg) -> bool:
+        return True  # the modality BPR terms read the user rows even without propagation layers
+
+    @property
+    def needs_negatives(self) -> bool:  # the modality BPR terms compare a positive with a negative
+        return bool(self.modality_names)
 
     def aux_losses(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> dict[str, Tensor]:
         """FREEDOM's ``reg_weight · Σ_m BPR(u, W_m x^m_pos, W_m x^m_neg)`` (none when the weight is 0)."""

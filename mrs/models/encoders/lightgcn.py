@@ -99,6 +99,10 @@ class LightGCNEncoder(Encoder):
         return cls(*graph.bipartite_blocks(ctx.users, ctx.items, ctx.n_users, ctx.n_items), cfg.layers,
                    backend=cfg.graph_backend)
 
+    @classmethod
+    def reads_user_rows(cls, cfg) -> bool:
+        return cfg.layers > 0  # with no layer, item outputs are the item ego rows alone
+
     def graph(self) -> "tuple[Tensor, Tensor] | EdgeGraph":
         """The graph propagated: ``(R̂, R̂ᵀ)`` as CSR (csr backend), or the ``(U+I)``-node
         :class:`EdgeGraph` (pyg)."""

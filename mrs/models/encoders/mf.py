@@ -14,5 +14,9 @@ class MFEncoder(Encoder):
     def from_config(cls, cfg, ctx: BuildContext) -> "MFEncoder":
         return cls()
 
+    @classmethod
+    def reads_user_rows(cls, cfg) -> bool:
+        return False  # item outputs are the item ego rows alone
+
     def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
         return user_ego, item_ego
