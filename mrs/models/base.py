@@ -144,6 +144,13 @@ class Fusion(Plugin):
         """Learned fusion weights by modality, for logging (α); empty when there are none."""
         return {}
 
+    @property
+    def aux_reads_whole_batch(self) -> bool:
+        """Whether :meth:`aux_losses` compares the batch's items with each other (InfoNCE
+        negatives, correlations): a data-parallel shard's terms would then differ from the
+        global batch's, so torchrun refuses it. Default: no terms, so no."""
+        return False
+
     def aux_losses(self, items: Tensor, item_ids: Tensor, feats: dict[str, Tensor]) -> dict[str, Tensor]:
         """Extra loss terms over the batch's ``items`` (e.g. ID/semantic alignment). Default: none."""
         return {}

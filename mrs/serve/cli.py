@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export", help="freeze a trained run into a self-contained model directory",
         description="Write MODEL_DIR: factors.safetensors (user/item factors after the encoder, CP "
                     "mode factors, popularity, histories, content projection), manifest.json, id lists.")
-    e.add_argument("run_dir", type=Path, help="a finished `mrs train` run directory (config.yaml, best.pt)")
+    e.add_argument("run_dir", type=Path, help="a finished `mrs train` run directory (config.yaml, metrics.json and the weights it reports: final.pt where the run was refit on train + valid, else best.pt)")
     e.add_argument("--out", type=Path, required=True, help="model directory to write")
     e.add_argument("--force", action="store_true", help="replace an existing model directory")
     e.add_argument("--index", choices=["hnsw", "ivf", "ivfpq", "none"], default="hnsw",

@@ -53,11 +53,13 @@ RIDGE_LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> Path:
-    """Export ``run_dir`` (config.yaml + best.pt) to the model directory ``out``; return it."""
+    """Export ``run_dir`` to the model directory ``out``; return it. The exported model is the
+    one whose test figures the run reports: ``metrics.json["final_weights"]`` (``final.pt``,
+    the train + valid refit, where ``train.final_fit`` made one; else ``best.pt``)."""
     from mrs.train.config import load_train_config
 
     run, out = Path(run_dir), Path(out)
-    for name in ("config.yaml", "best.pt"):
+    for name in ("config.yaml", final_weights(run)):
         if not (run / name).is_file():
             raise MrsError(f"{run / name}: not found (is {run} a finished `mrs train` run directory?)")
     if out.exists() and not force:
@@ -70,21 +72,41 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> Pat
     return out
 
 
+def final_weights(run: Path) -> str:
+    """The weights file of ``run`` whose test figures ``metrics.json`` reports (``best.pt`` for
+    a run without one, e.g. trained before ``final.pt`` existed)."""
+    import json
+
+    mpath = run / "metrics.json"
+    if not mpath.is_file():
+        return "best.pt"
+    try:
+        return str(json.loads(mpath.read_text()).get("final_weights", "best.pt"))
+    except (ValueError, AttributeError):
+        raise MrsError(f"{mpath}: not a metrics.json (unreadable JSON)") from None
+
+
 def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Rebuild the run's model on CPU, load ``best.pt`` and read out every served array."""
-    from mrs.data.prepared import SPLITS
+    """Rebuild the run's final model on CPU (on train + valid where it was refit there: its
+    graph, popularity and seen items are the refit's), load its weights and read out every
+    served array."""
+    from mrs.data.prepared import SPLITS, load_prepared
     from mrs.eval.ranking import Csr
     from mrs.models.base import USERS
+    from mrs.train.checkpoint import FINAL
+    from mrs.train.refit import train_valid_view
     from mrs.train.trainer import Trainer
 
     from mrs.safe_load import load_torch_file
 
-    tr = Trainer.build(cfg, device=torch.device("cpu"))
-    payload = load_torch_file(run / "best.pt")  # weights only: a crafted file runs nothing
+    wfile = final_weights(run)
+    ds = load_prepared(cfg.data.dir)
+    tr = Trainer.build(cfg, device=torch.device("cpu"), ds=train_valid_view(ds) if wfile == FINAL else ds)
+    payload = load_torch_file(run / wfile)  # weights only: a crafted file runs nothing
     try:
         tr.model.load_state_dict(payload["model"])
     except (RuntimeError, KeyError, OSError) as e:
-        raise MrsError(f"{run / 'best.pt'}: cannot load into the configured model "
+        raise MrsError(f"{run / wfile}: cannot load into the configured model "
                        f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     model, ds = tr.model.eval(), tr.ds
     with torch.no_grad():
@@ -138,7 +160,8 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
         "modes": modes, "user_encoder": cfg.model.user_encoder, "sequential": sequential,
         "content": content, "dataset": {"name": ds.name, "source": ds.meta.get("source")},
         "source": {"run_dir": str(run.resolve()), "config": to_dict(cfg),
-                   "best_epoch": metrics.get("best_epoch", payload.get("epoch")),
+                   "best_epoch": metrics.get("best_epoch", payload.get("epoch")), "weights": wfile,
+                   "final_fit": metrics.get("final_fit", "train"),
                    "valid": metrics.get("valid", {}).get("all"),
                    "git": git_state(), "splits_in_seen": sorted(SPLITS)},
         "user_ids": [str(x) for x in ds.users.sort_values("user")["user_id"]],

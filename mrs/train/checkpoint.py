@@ -25,6 +25,7 @@ from mrs.safe_load import load_torch_file
 
 LAST = "last.pt"
 BEST = "best.pt"
+FINAL = "final.pt"  # the train + valid refit's weights (train.final_fit), when there is one
 
 
 @dataclass

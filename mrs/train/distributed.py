@@ -30,6 +30,12 @@ of which a ring all-reduce sends ``2 (N − 1) / N`` per rank (logged at start).
 Evaluation: each rank ranks a contiguous shard of the queries, the top-k lists are gathered on
 every rank (so early-stopping decisions agree), and only rank 0 writes files and logs.
 
+A fusion whose own loss terms compare the batch's items with each other (gated fusion's
+in-batch InfoNCE and correlation alignment) would train a different objective per shard, so
+that combination is refused with a one-line error rather than run inexactly. A shard that is
+empty (the last global batch smaller than the world) contributes no loss and still joins the
+all-reduce. The train + valid refit (``train.final_fit``) runs distributed the same way.
+
 Scope: ``mrs train`` (and ``run_train`` called inside a process group the caller joined, as
 ``tests/train/ddp_worker.py`` does); ``mrs compare`` and ``mrs sweep`` run one process each.
 A failed peer surfaces as torchrun's report (rank, exit code or signal) or, on a rank blocked in

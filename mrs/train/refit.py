@@ -37,12 +37,20 @@ def train_valid_view(ds: PreparedDataset) -> PreparedDataset:
 
 def refit_trainer(tr, epochs: int):
     """A new :class:`~mrs.train.trainer.Trainer` of ``tr``'s config trained on train + valid for
-    ``epochs`` epochs (the seed's generator, as the selected run started)."""
+    ``epochs`` epochs (the seed's generator, as the selected run started). Under torchrun it
+    joins ``tr``'s process group and trains distributed, like the first fit: every rank its
+    shard of each global batch, gradients all-reduced. ``ref.refit_info``: epochs, world size
+    and the number of gradient all-reduces the refit made (0 in one process)."""
     from mrs.train.trainer import Trainer, seed_everything
 
     cfg = tr.cfg
     ref = Trainer.build(cfg, seed_everything(cfg.train.seed), device=tr.device, ds=train_valid_view(tr.ds))
-    log.info("final fit on train + valid: %d epochs", epochs)
+    ref.dist = tr.dist
+    ref.dist.broadcast_params(ref.model)
+    steps = ref.dist.steps
+    log.info("final fit on train + valid: %d epochs (%d process%s)", epochs, ref.dist.world_size,
+             "es" if ref.dist.enabled else "")
     for epoch in range(epochs):
         ref.train_epoch(epoch)
+    ref.refit_info = {"epochs": epochs, "world_size": ref.dist.world_size, "synced_steps": ref.dist.steps - steps}
     return ref

@@ -8,6 +8,8 @@ all call it). A run directory holds::
     curves.png     train loss and the validation metric per epoch
     last.pt        model + optimizer + RNG states + counters (rewritten atomically each epoch)
     best.pt        weights of the best validation epoch
+    final.pt       weights of the train + valid refit, where train.final_fit made one (the model
+                   whose test figures metrics.json reports; "final_weights" names the file)
     metrics.json   {"test": {slice: {metric: x}}, "valid": ..., "ci": ..., "n_queries": ...,
                     "best_epoch": n, "history": [...], "alpha": {...}}
 
@@ -36,7 +38,7 @@ from mrs.data.prepared import PreparedDataset, load_prepared
 from mrs.device import resolve_device
 from mrs.errors import MrsError
 from mrs.io import write_json_atomic
-from mrs.train.checkpoint import (BEST, LAST, TrainState, load_checkpoint, load_weights,
+from mrs.train.checkpoint import (BEST, FINAL, LAST, TrainState, load_checkpoint, load_weights,
                                   save_checkpoint, save_weights)
 from mrs.train.config import TrainConfig, load_train_config
 from mrs.train.data import TrainTriples, batch_indices, load_feature_stores_with_present, n_batches, train_triples
@@ -241,6 +243,10 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
         if dist.enabled and tr.seq is not None:
             raise MrsError(f"model.user_encoder={cfg.model.user_encoder!r}: sequential training does not "
                            f"run under torchrun yet; train it in one process")
+        if dist.enabled and tr.model.fusion.aux_reads_whole_batch:
+            raise MrsError(f"model.fusion={cfg.model.fusion!r} with alignment (model.align_item / "
+                           f"model.align_feature > 0): its terms compare the items of the whole batch, "
+                           f"which a rank's shard does not have; train it in one process")
         dist.sparse_grads = cfg.train.sparse_grads
         if not dist.enabled:
             with run_dir(out, LAST), _run_lock(out):  # failing before a checkpoint removes the new run dir
@@ -321,9 +327,6 @@ def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
         metrics = _final_metrics(tr, out, state, evaluate_test)
         if not main:
             return metrics
-        if tr.seq is not None:  # users whose query has no earlier interaction: counted, not dropped
-            metrics["sequence"] = {"users_without_history": dict(tr.seq.n_empty),
-                                   "train_sequences": len(tr.seq.train)}
         write_json_atomic(out / "metrics.json", metrics)
         from mrs.train.plots import plot_history
 
@@ -336,7 +339,12 @@ def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
 
 
 def _final_metrics(tr: Trainer, out: Path, state: TrainState, evaluate_test: bool) -> dict:
-    """Reload the best epoch's weights; valid (and, once, test) metrics in the issue's layout."""
+    """The one path that turns a finished training into a run's figures (``mrs train``,
+    ``mrs compare`` and, through :func:`evaluate_checkpoint`, ``mrs sweep``): reload the best
+    epoch's weights; valid metrics with them; with ``evaluate_test``, the final fit (the train +
+    valid refit where ``train.final_fit`` says so, saved as ``final.pt``, else the best epoch's
+    weights) read on test once. ``metrics.json["final_weights"]`` names the weights file whose
+    test figures are reported, which ``mrs export`` exports."""
     if state.best_epoch < 0:
         raise MrsError(f"{out}: no validation ran (train.epochs={tr.cfg.train.epochs}, "
                        f"train.eval_every={tr.cfg.train.eval_every})")
@@ -346,16 +354,25 @@ def _final_metrics(tr: Trainer, out: Path, state: TrainState, evaluate_test: boo
 
     load_weights(out / BEST, tr.model)
     refit = evaluate_test and wants_refit(tr.cfg.train.final_fit, tr.ds)
-    trainers = {"test": refit_trainer(tr, state.best_epoch) if refit else tr, "valid": tr}
-    results = {"test": trainers["test"].evaluate("test")} if evaluate_test else {}
+    final = refit_trainer(tr, state.best_epoch) if refit else tr
+    if refit and tr.dist.is_main:
+        save_weights(out / FINAL, final.model, state.best_epoch)
+    trainers = {"test": final, "valid": tr}
+    results = {"test": final.evaluate("test")} if evaluate_test else {}
     results["valid"] = tr.evaluate("valid")
     by_query = _both_query_kinds(trainers, out, results)
+    extra = {"final_weights": FINAL if refit else BEST} if evaluate_test else {}
+    if refit:
+        extra["refit"] = final.refit_info
+    if tr.seq is not None:  # query users with no earlier interaction: counted, not dropped
+        extra["sequence"] = {"users_without_history": {s: trainers[s].seq.n_empty.get(s, 0) for s in results},
+                             "train_sequences": len(tr.seq.train)}
     return metrics_json(results, by_query=by_query, final_fit="train+valid" if refit else "train",
-                   best_epoch=state.best_epoch,
-                   select_metric=tr.cfg.train.select_metric, best_valid=state.best_value,
-                   epochs_run=state.epoch, stopped_early=state.stopped_early,
-                   alpha=tr.model.fusion_weights(), device=str(tr.device),
-                   train_time_s=sum(h["time_s"] for h in state.history), history=state.history)
+                        **extra, best_epoch=state.best_epoch,
+                        select_metric=tr.cfg.train.select_metric, best_valid=state.best_value,
+                        epochs_run=state.epoch, stopped_early=state.stopped_early,
+                        alpha=tr.model.fusion_weights(), device=str(tr.device),
+                        train_time_s=sum(h["time_s"] for h in state.history), history=state.history)
 
 
 def _both_query_kinds(trainers: dict[str, Trainer], out: Path, results: dict) -> dict:
@@ -372,25 +389,30 @@ def _both_query_kinds(trainers: dict[str, Trainer], out: Path, results: dict) ->
             everything[(kind, split)] = trainers[split].evaluate(split, query=kind)
     users = {(k, s): (trainers[s]._evaluators[s] if k == primary else trainers[s]._evaluators[(s, k)]).queries.users
              for k, s in everything}
-    qk.write_per_query(out / "per_query.parquet", qk.per_query_frame(everything, users))
+    if tr.dist.is_main:  # under torchrun every rank evaluates (gathered lists), rank 0 writes
+        qk.write_per_query(out / "per_query.parquet", qk.per_query_frame(everything, users))
     return qk.by_query_json(everything)
 
 
 def evaluate_checkpoint(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Evaluate a finished run's ``best.pt`` on ``split``; adds it to ``metrics.json``.
-
-    The sweep calls this for the selected trial only, so test is read once."""
+    """The test figures of a run trained with ``evaluate_test=False`` (a sweep's selected
+    trial), through the same path as :func:`run_train`'s (:func:`_final_metrics`: the refit
+    where ``train.final_fit`` says so, ``final.pt``, both query kinds, ``per_query.parquet``),
+    so the figure equals what ``mrs train`` reports for the same config and seed. Rewrites
+    ``metrics.json``; test is read once."""
+    if split != "test":
+        raise MrsError(f"evaluate_checkpoint: split {split!r}; only a run's final test is read here")
     run = Path(run_dir)
+    mpath = run / "metrics.json"
+    if not mpath.is_file():
+        raise MrsError(f"{mpath}: not found (is {run} a finished `mrs train` run directory?)")
+    old = json.loads(mpath.read_text())
     cfg = load_train_config(run / "config.yaml")
     configure_process(cfg.train.num_threads, cfg.train.malloc)
     tr = Trainer.build(cfg, seed_everything(cfg.train.seed))
-    load_weights(run / BEST, tr.model)
-    res = tr.evaluate(split)
-    mpath = run / "metrics.json"
-    metrics = json.loads(mpath.read_text()) if mpath.is_file() else {}
-    metrics[split] = res.metrics
-    for key, val in (("ci", res.ci), ("n_queries", res.n_queries), ("eval_info", res.info)):
-        metrics.setdefault(key, {})[split] = val
+    state = TrainState(epoch=old["epochs_run"], best_value=old["best_valid"], best_epoch=old["best_epoch"],
+                       stopped_early=old["stopped_early"], history=old["history"])
+    metrics = _final_metrics(tr, run, state, evaluate_test=True)
     write_json_atomic(mpath, metrics)
     return metrics
 

@@ -6,7 +6,10 @@ runs through the real CLI in one launch, sharing one gloo process group (joined 
 2. ``OUT/resumed``: a copy of ``e1`` continued with ``--resume`` to 2 epochs;
 3. ``OUT/e2``: 2 epochs uninterrupted (only with ``--uninterrupted``);
 4. ``OUT/mf_sparse``: 1 epoch of MF with row-sparse gradient sync, batch 40 and 32-d so that
-   a step touches few enough rows for the sparse path (only with ``--sparse-mf``).
+   a step touches few enough rows for the sparse path (only with ``--sparse-mf``);
+5. ``OUT/shard_refit``: 1 epoch of FREEDOM + early fusion + semantic coupling at global batch
+   1203 on 1204 train rows, so the last batch leaves rank 1 an empty shard, then the train +
+   valid refit, distributed (only with ``--shard-refit``).
 
 Usage: ddp_worker.py OUT [--uninterrupted] [--sparse-mf] -- --set KEY=VALUE ...
 """
@@ -18,6 +21,10 @@ from pathlib import Path
 import torch.distributed as dist
 
 from mrs.cli import main
+
+SHARD_REFIT = ["--set", "model.encoder=freedom", "--set", "model.fusion=early", "--set", "model.coupling_mu0=0.5",
+               "--set", "data.features=[text-synth, image-synth]", "--set", "train.batch_size=1203",
+               "--set", "train.final_fit=train+valid"]
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
@@ -40,4 +47,6 @@ if __name__ == "__main__":
     if "--sparse-mf" in flags:
         train("mf_sparse", 1, "--set", "model.encoder=mf", "--set", "train.sparse_grads=true",
               "--set", "train.batch_size=40", "--set", "model.dim=32")
+    if "--shard-refit" in flags:
+        train("shard_refit", 1, *SHARD_REFIT)
     dist.destroy_process_group()

@@ -108,3 +108,16 @@ def test_coupling_moves_its_weight_under_every_user_encoder(tiny_data, dataset):
         before = tr.model.coupling.weight.detach().clone()
         one_step(tr)
         assert not torch.equal(before, tr.model.coupling.weight), ue
+
+
+def test_torchrun_refuses_alignment_terms_that_need_the_whole_batch(tiny_data, tmp_path, monkeypatch):
+    """Gated fusion's in-batch InfoNCE and correlation terms differ per shard (the summed
+    gradient was 20% off one process's): refused under torchrun with a one-line error."""
+    from mrs.train import trainer
+    from mrs.train.distributed import Dist
+
+    monkeypatch.setattr(trainer, "init_distributed", lambda device: Dist(rank=0, world_size=2))
+    cfg = _cfg(tiny_data, "id", "lightgcn", "gated", "bpr", False)
+    with pytest.raises(MrsError, match="model.align_item"):
+        trainer.run_train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

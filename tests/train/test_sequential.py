@@ -153,3 +153,60 @@ def test_padding_is_invisible_to_the_state(cls_name):
         full = enc.encode_seq(enc.query_seq(hist), items)[:, -1]       # all 6 columns
     assert torch.allclose(trimmed, full, atol=1e-5) and torch.isfinite(full).all()
     assert not torch.allclose(full[0], full[1])  # a history changes the state
+
+
+def _captured_negatives(tiny_data, monkeypatch, **kw):
+    """The negatives one sequential BPR step draws (dropout off, so scores are deterministic)."""
+    from mrs.train.trainer import Trainer, seed_everything
+
+    cfg = load_train_config(None, tiny_overrides(
+        tiny_data, model__user_encoder="sasrec", model__encoder="mf", model__loss="bpr",
+        model__seq_len=6, model__seq_dropout=0.0, train__negatives="dynamic", train__n_candidates=16,
+        **kw))
+    tr = Trainer.build(cfg, seed_everything(0), torch.device("cpu"))
+    seen = {}
+    real = tr.model.training_loss
+
+    def capture(p, emb):
+        seen["pos"], seen["neg"] = p.pos.clone(), p.neg.clone()
+        return real(p, emb)
+
+    monkeypatch.setattr(tr.model, "training_loss", capture)
+    torch.manual_seed(12345)  # the global RNG must not matter: draws come from the trainer's generator
+    tr.train_step(torch.arange(len(tr.seq.train)))
+    return seen["pos"], seen["neg"]
+
+
+def test_sequential_dynamic_negatives_use_temperature_generator_and_never_the_target(tiny_data, monkeypatch):
+    """Issue 19: sequential BPR with dynamic negatives ignored train.temperature, drew from the
+    global RNG and could pick the target itself."""
+    pos, hardest = _captured_negatives(tiny_data, monkeypatch, train__hard="hardest")
+    assert not (hardest == pos).any()
+    _, cold = _captured_negatives(tiny_data, monkeypatch, train__hard="softmax", train__temperature=1e-6)
+    assert torch.equal(cold, hardest)  # softmax(score / T) with T -> 0 is the hardest pick
+    _, warm = _captured_negatives(tiny_data, monkeypatch, train__hard="softmax", train__temperature=1e6)
+    assert not torch.equal(warm, hardest) and not (warm == pos).any()
+    _, again = _captured_negatives(tiny_data, monkeypatch, train__hard="softmax", train__temperature=1e6)
+    assert torch.equal(warm, again)  # the trainer's generator alone decides
+
+
+def test_the_no_history_state_is_trained(tiny_data):
+    """Issue 19: the state a user without history is queried with never carried a loss. Now each
+    training row adds the empty history predicting the user's first train item."""
+    from mrs.train.trainer import Trainer, seed_everything
+
+    cfg = load_train_config(None, tiny_overrides(tiny_data, model__user_encoder="sasrec", model__encoder="mf",
+                                                 model__seq_len=6, model__seq_dropout=0.0))
+    tr = Trainer.build(cfg, seed_everything(0), torch.device("cpu"))
+    ue, item = tr.model.user_encoder, tr.model.item_emb.weight
+    before = ue.empty_state(item).detach().clone()
+    for _ in range(5):
+        tr.train_step(torch.arange(len(tr.seq.train)))
+    with torch.no_grad():
+        after = ue.empty_state(tr.model.item_emb.weight)
+        first = tr.seq.train.first
+        # it moved towards the first items: their mean score rank under the empty state improves
+        scores = after @ tr.model.item_emb.weight.T
+    assert not torch.allclose(before, after)
+    rank = (scores[0][None, :] > scores[0][first][:, None]).sum(1).float().mean()
+    assert rank < tr.ds.n_items / 2, rank
