@@ -1,8 +1,8 @@
 r"""Exploration for tail items at recommend time: ``explore = none | ucb | thompson``.
 
 Uncertainty of an item factor: a diagonal Gaussian posterior whose variance shrinks with the
-number of observations of the item (its train interactions at export, plus the feedback seen
-online),
+number of observations of the item (its train interactions, counted once at export: feedback
+seen by a running server does not change them; re-export to update),
 
     I_i ~ N(Î_i, ŝ² / (1 + n_i) · Id),     ŝ² = mean squared coordinate of the item factors,
 

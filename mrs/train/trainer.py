@@ -191,9 +191,16 @@ class Trainer:
             self.model.user_encoder.set_history(self.seq.history(split))
         emb = self.model.encode()
 
+        last: dict = {}
+
         def score_fn(users: torch.Tensor, modes: torch.Tensor, items: slice | None = None) -> torch.Tensor:
-            # (B, n_items), or (B, C) for an item range (memory-bounded ranking)
-            return self.model.full_sort_predict(users, modes, emb=emb, mode_weights=weights, items=items)
+            # (B, n_items), or (B, C) for an item range (memory-bounded ranking). The queries of a
+            # batch are folded once and reused for its item chunks: a sequential user encoder's
+            # transformer runs once per query batch, not once per chunk.
+            if not (last and torch.equal(last["users"], users) and torch.equal(last["modes"], modes)):
+                last.update(users=users, modes=modes, q=self.model.query(users, modes, emb, weights))
+            item_emb = emb[1] if items is None else emb[1][items]
+            return self.model.scorer.rank_all(last["q"], item_emb)
 
         if not self.dist.enabled:
             return ev(score_fn, device=self.device, ci=ci)

@@ -210,3 +210,23 @@ def test_the_no_history_state_is_trained(tiny_data):
     assert not torch.allclose(before, after)
     rank = (scores[0][None, :] > scores[0][first][:, None]).sum(1).float().mean()
     assert rank < tr.ds.n_items / 2, rank
+
+
+def test_item_chunked_ranking_runs_the_transformer_once_per_query_batch(tiny_data, monkeypatch):
+    """Issue 19: with item-chunked (memory-bounded) ranking the transformer re-ran once per item
+    chunk; the queries are now folded once per query batch. Same metrics either way."""
+    from mrs.train.trainer import Trainer, seed_everything
+
+    out = {}
+    for budget in (0, 0.002):  # auto (whole rows) | a budget that forces a few items per chunk
+        cfg = load_train_config(None, tiny_overrides(tiny_data, model__user_encoder="sasrec", model__seq_len=6,
+                                                     eval__bootstrap=0, eval__max_memory_mb=budget))
+        tr = Trainer.build(cfg, seed_everything(0), torch.device("cpu"))
+        calls = []
+        real = tr.model.user_encoder.history_rows
+        monkeypatch.setattr(tr.model.user_encoder, "history_rows", lambda h, e: calls.append(len(h)) or real(h, e))
+        res = tr.evaluate("valid", ci=False)
+        out[budget] = (res.metrics, sum(calls), len(calls), res.info)
+    (m0, rows0, _, _), (m1, rows1, n1, info) = out[0], out[0.002]
+    assert m1 == m0
+    assert rows1 == rows0  # every query's state computed exactly once, chunked or not
