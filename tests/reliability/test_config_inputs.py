@@ -1,0 +1,50 @@
+"""Issue 23 §20-22: config and sweep inputs that used to fail late or with a traceback."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mrs.config import MAX_YAML_DEPTH, parse_override
+
+
+def _deep_list(n: int) -> str:
+    return "model: " + "[" * n + "]" * n + "\n"
+
+
+def _deep_mapping(n: int) -> str:
+    return "".join("  " * i + f"k{i}:\n" for i in range(n)) + "  " * n + "x: 1\n"
+
+
+@pytest.mark.parametrize("text", [_deep_list(3000), _deep_mapping(2000)], ids=["list3000", "mapping2000"])
+def test_deeply_nested_yaml_is_a_one_line_error_naming_the_file(tmp_path, cli_error, text):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text(text)
+    rc, err = cli_error(["train", "--config", str(deep), "--out", str(tmp_path / "run"), "--no-wandb"])
+    assert f"{deep}: invalid YAML: nested deeper than {MAX_YAML_DEPTH} levels" in err, err
+    assert not (tmp_path / "run").exists()
+    rc, err = cli_error(["sweep", str(deep), "--out", str(tmp_path / "sw"), "--no-wandb"])
+    assert f"{deep}: invalid YAML: nested deeper" in err, err
+    rc, err = cli_error(["compare", "--config", str(deep), "--out", str(tmp_path / "cmp"), "--no-wandb"])
+    assert f"{deep}: invalid YAML: nested deeper" in err, err
+    # a sweep's base_config is read the same way
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"method": "grid", "metric": {"name": "valid/recall@20"},
+                                    "base_config": "deep.yaml",
+                                    "parameters": {"train.lr": {"values": [0.1, 0.01]}}}))
+    rc, err = cli_error(["sweep", str(spec), "--out", str(tmp_path / "sw2"), "--no-wandb"])
+    assert f"{deep}: invalid YAML: nested deeper" in err, err
+
+
+def test_nesting_up_to_the_limit_still_loads_and_a_deep_override_stays_a_string(tmp_path):
+    from mrs.config import read_yaml
+
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("a: " + "[" * (MAX_YAML_DEPTH - 2) + "1" + "]" * (MAX_YAML_DEPTH - 2) + "\n")
+    node = read_yaml(ok)["a"]
+    for _ in range(MAX_YAML_DEPTH - 3):
+        node = node[0]
+    assert node == [1]
+    raw = "[" * 3000 + "]" * 3000
+    assert parse_override(f"model.dim={raw}") == (["model", "dim"], raw)  # no RecursionError
