@@ -48,3 +48,34 @@ def test_nesting_up_to_the_limit_still_loads_and_a_deep_override_stays_a_string(
     assert node == [1]
     raw = "[" * 3000 + "]" * 3000
     assert parse_override(f"model.dim={raw}") == (["model", "dim"], raw)  # no RecursionError
+
+
+# ----------------------------------------------------------------------------- compare baseline
+def _compare_config(tmp_path: Path, data: Path, **extra) -> Path:
+    cfg = tmp_path / "compare.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"dir": str(data)}, **extra,
+                                   "variants": [{"name": "a", "set": {"model.encoder": "mf"}},
+                                                {"name": "b", "set": {"model.encoder": "lightgcn"}}]}))
+    return cfg
+
+
+def test_unknown_compare_baseline_is_an_error_before_training(tmp_path, tiny_data, cli_error, monkeypatch):
+    import mrs.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "run_train", lambda *a, **k: pytest.fail("trained"))
+    cfg = _compare_config(tmp_path, tiny_data)
+    rc, err = cli_error(["compare", "--config", str(cfg), "--out", str(tmp_path / "c1"), "--no-wandb",
+                         "--baseline", "zzz"])
+    assert "--baseline: unknown variant 'zzz' (variants: a, b)" in err, err
+    assert not (tmp_path / "c1").exists()
+    cfg = _compare_config(tmp_path, tiny_data, baseline="zzz")
+    rc, err = cli_error(["compare", "--config", str(cfg), "--out", str(tmp_path / "c2"), "--no-wandb"])
+    assert f"{cfg}: 'baseline': unknown variant 'zzz' (variants: a, b)" in err, err
+    assert not (tmp_path / "c2").exists()
+
+
+def test_default_compare_baseline_is_mf_or_the_first_variant(tmp_path, tiny_data):
+    from mrs.train.compare import load_compare
+
+    assert load_compare(_compare_config(tmp_path, tiny_data))[2]["baseline"] == "a"
+    assert load_compare(None)[2]["baseline"] == "mf"
