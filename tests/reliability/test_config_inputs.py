@@ -79,3 +79,24 @@ def test_default_compare_baseline_is_mf_or_the_first_variant(tmp_path, tiny_data
 
     assert load_compare(_compare_config(tmp_path, tiny_data))[2]["baseline"] == "a"
     assert load_compare(None)[2]["baseline"] == "mf"
+
+
+# ----------------------------------------------------------------------------- sweep metric slice
+def test_sweep_metric_on_an_empty_slice_fails_before_any_trial(tmp_path, tiny_data, cli_error, monkeypatch):
+    from mrs.data.prepared import load_prepared
+    from mrs.eval import Evaluator
+    from mrs.eval.config import EvalConfig
+    from mrs.sweep.runner import Sweep
+    from tests.sweep.conftest import write_spec
+
+    counts = Evaluator(load_prepared(tiny_data), "valid", EvalConfig(ks=[10, 20])).query_counts()
+    assert counts["cold"] == 0 and counts["tail"] > 0  # the premise: no valid query has a cold item
+    monkeypatch.setattr("mrs.train.trainer.run_train", lambda *a, **k: pytest.fail("a trial ran"))
+    spec = write_spec(tmp_path, tiny_data, metric={"name": "valid/cold/recall@20", "goal": "maximize"})
+    rc, err = cli_error(["sweep", str(spec), "--out", str(tmp_path / "sw"), "--no-wandb"])
+    assert "'valid/cold/recall@20'" in err and f"slice 'cold' has no valid queries in {tiny_data}" in err, err
+    assert f"slices with queries: all ({counts['all']}), tail ({counts['tail']})" in err, err
+    # a slice with queries passes (and the data is read once for the whole spec)
+    spec = write_spec(tmp_path, tiny_data, metric={"name": "valid/tail/recall@20", "goal": "maximize"})
+    sweep = Sweep(spec, tmp_path / "ok", use_wandb=False)
+    assert list(sweep._query_counts.values()) == [counts]
