@@ -11,15 +11,14 @@
 Bad input is HTTP 422 with FastAPI's error layout (``{"detail": [{"loc": [...], "msg": ...}]}``),
 the ``loc`` naming the field; an unknown item in a path is 404. Numbers must be finite: a ``NaN``
 or ``Infinity`` in any float field (``explore_strength``, a feature vector) is a 422 naming it.
-``restrict`` is a set: a repeated id counts once.
+``restrict`` is a set: a repeated id counts once. ``history`` (raw item ids, oldest first) needs
+a sequential user encoder (:mod:`mrs.serve.sequential`; otherwise 422 naming ``history``): its
+state replaces the user's, and the response counts ``history_known`` / ``history_unknown`` ids.
 
 Item ids are any non-empty string (the catalogue's ids come from the data, and ``POST /items``
 takes any id too). The path form ``/items/{id}/similar`` reaches an id that is one URL path
 segment (no ``/``, not ``.`` or ``..``, which clients collapse); ``GET /items/similar?id=`` with
-the id as a query parameter reaches every id, and is what to use for ids from outside. ``history`` (raw item ids, oldest
-first) needs a sequential user encoder (:mod:`mrs.serve.sequential`; otherwise 422 naming
-``history``): its state replaces the user's, and the response counts ``history_known`` /
-``history_unknown`` ids.
+the id as a query parameter reaches every id, and is what to use for ids from outside.
 
 A ``/recommend`` that costs well under a millisecond (an ANN search, or exact scoring of a small
 catalogue) runs on the event loop: the hop to a worker thread and back costs more than the work
