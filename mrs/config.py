@@ -20,6 +20,33 @@ from mrs.errors import MrsError
 from mrs.io import write_text_atomic
 
 T = TypeVar("T")
+MAX_YAML_DEPTH = 100  # configs nest 2-4 levels; far below where PyYAML's recursion hits Python's limit
+
+
+class YamlTooDeep(yaml.YAMLError):
+    pass
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses nesting beyond ``MAX_YAML_DEPTH``: PyYAML composes
+    recursively, so a list nested 3000 deep would otherwise end in a ``RecursionError``."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise YamlTooDeep(f"nested deeper than {MAX_YAML_DEPTH} levels (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with a nesting limit (:class:`YamlTooDeep`, a ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=_SafeLoader)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -31,7 +58,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key:
         raise MrsError(f"override {item!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        value = safe_load(raw) if raw.strip() != "" else ""
     except (yaml.YAMLError, ValueError):  # e.g. an impossible date like 2020-13-01: keep the string
         value = raw
     return key.split("."), value
@@ -55,7 +82,7 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise MrsError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise MrsError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -200,6 +200,11 @@ class Evaluator:
             info["n_sampled"] = cfg.n_sampled
         return EvalResult(self.split, metrics, cis, n_queries, info, exposure, per_query, query_rows)
 
+    def query_counts(self) -> dict[str, int]:
+        """Queries per slice, as ``n_queries`` will report them, without ranking (scored on empty
+        lists: the counts do not depend on the ranking). A slice with 0 has ``None`` metrics."""
+        return self.score(np.full((len(self.queries), self.k_max), -1, np.int64), ci=False).n_queries
+
     def exposure(self, topk: np.ndarray) -> dict[str, float]:
         """What the lists show, whatever is relevant: for each K, ``coverage@K`` = distinct items
         in any top K / n_items, and ``<slice>_share@K`` = mean fraction of a top K in that slice

@@ -3,15 +3,22 @@
     POST /recommend          {"user" | "history", "context", "time", "k", "exclude_seen", ...}
     POST /recommend/batch    {"requests": [...]}
     GET  /items/{id}/similar ?k=12
+    GET  /items/similar      ?id=...&k=12: the same for any id (one with ``/``, ``?``, ``..``, ...)
     POST /items              {"id", "features": {modality: [floats]}, "text"}: a new item, through the
                              content projection, recommendable at once with no interaction
     GET  /health             model checksum and counts
 
 Bad input is HTTP 422 with FastAPI's error layout (``{"detail": [{"loc": [...], "msg": ...}]}``),
-the ``loc`` naming the field; an unknown item in a path is 404. ``history`` (raw item ids, oldest
-first) needs a sequential user encoder (:mod:`mrs.serve.sequential`; otherwise 422 naming
-``history``): its state replaces the user's, and the response counts ``history_known`` /
-``history_unknown`` ids.
+the ``loc`` naming the field; an unknown item in a path is 404. Numbers must be finite: a ``NaN``
+or ``Infinity`` in any float field (``explore_strength``, a feature vector) is a 422 naming it.
+``restrict`` is a set: a repeated id counts once. ``history`` (raw item ids, oldest first) needs
+a sequential user encoder (:mod:`mrs.serve.sequential`; otherwise 422 naming ``history``): its
+state replaces the user's, and the response counts ``history_known`` / ``history_unknown`` ids.
+
+Item ids are any non-empty string (the catalogue's ids come from the data, and ``POST /items``
+takes any id too). The path form ``/items/{id}/similar`` reaches an id that is one URL path
+segment (no ``/``, not ``.`` or ``..``, which clients collapse); ``GET /items/similar?id=`` with
+the id as a query parameter reaches every id, and is what to use for ids from outside.
 
 A ``/recommend`` that costs well under a millisecond (an ANN search, or exact scoring of a small
 catalogue) runs on the event loop: the hop to a worker thread and back costs more than the work
@@ -24,10 +31,13 @@ while serving, and an added item becomes visible by swapping one reference
 """
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,7 +49,7 @@ INLINE_MAX_ITEMS = 200_000  # exact scoring of 200K × 64-d is ~2 ms on one core
 
 
 class RecommendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     user: str | None = Field(None, description="raw user id; unknown ids get the context's popular items")
     history: list[str] | None = Field(None, description="raw item ids, oldest first (sequential user encoders only)")
@@ -63,16 +73,27 @@ class RecommendRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     requests: list[RecommendRequest] = Field(..., min_length=1, max_length=MAX_BATCH)
 
 
 class NewItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     id: str = Field(..., min_length=1, description="raw id of the new item")
     features: dict[str, list[float]] | None = Field(None, description="a vector per modality the model "
                                                     "uses (a missing one is filled with the mean)")
     text: str | None = Field(None, description="raw text, embedded by the model's text encoder when it is available")
+
+
+def _json_safe(x: Any) -> Any:
+    """FastAPI's 422 echoes the input, and JSON has no NaN / Infinity: name them as strings."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
 
 
 def _error(e: MrsError, prefix: tuple = ("body",)) -> JSONResponse:
@@ -86,6 +107,11 @@ def _error(e: MrsError, prefix: tuple = ("body",)) -> JSONResponse:
 def create_app(service: RecommendService) -> FastAPI:
     app = FastAPI(title="mrs", description="Context-aware recommendations from an exported mrs model "
                   "(CP tensor score; exact, folded-ANN or two-stage retrieval).", version="1")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own layout, but a non-finite input in it would make the 422 itself a 500
+        return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
 
     def one(req: RecommendRequest) -> dict:
         if req.user is None and req.history is None:
@@ -125,6 +151,12 @@ def create_app(service: RecommendService) -> FastAPI:
             return service.similar(item_id, k)
         except MrsError as e:
             return _error(e, ("query",))
+
+    @app.get("/items/similar")
+    def similar_by_query(id: str = Query(..., min_length=1, description="raw item id: any string, "
+                                         "also one the path form cannot reach"),
+                         k: int = Query(12, ge=1)):
+        return similar(id, k)
 
     @app.post("/items", status_code=201)
     def add_item(item: NewItem):

@@ -43,10 +43,12 @@ def explore_scores(scores: torch.Tensor, q: torch.Tensor, counts: np.ndarray, sc
         return scores
     if explore not in EXPLORES:
         raise MrsError(f"explore: unknown {explore!r} ({' | '.join(EXPLORES)})")
-    if not strength >= 0:
-        raise MrsError(f"explore_strength: must be >= 0, got {strength}")
-    sd = item_std(q, counts[:scores.shape[1]], scale)
+    if not 0 <= strength < float("inf"):
+        raise MrsError(f"explore_strength: must be a finite number >= 0, got {strength}")
+    bonus = strength * item_std(q, counts[:scores.shape[1]], scale)
+    if not torch.isfinite(bonus).all():  # float32 overflow: the items would drop out as masked
+        raise MrsError(f"explore_strength: {strength:g} overflows the scores; use a smaller value")
     if explore == "ucb":
-        return scores + strength * sd
+        return scores + bonus
     z = torch.randn(scores.shape, generator=generator)
-    return scores + strength * sd * z
+    return scores + bonus * z

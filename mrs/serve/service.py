@@ -189,7 +189,8 @@ class RecommendService:
             retrieval = "exact"
         sub = None
         if restrict is not None:
-            sub = np.array([self._item(x, "restrict") for x in restrict], dtype=np.int64)
+            # a set: a repeated id would otherwise be ranked (and returned) once per copy
+            sub = np.array(list(dict.fromkeys(self._item(x, "restrict") for x in restrict)), dtype=np.int64)
             if len(sub) == 0:
                 raise MrsError("restrict: empty item list")
         if history is not None:  # one history for every entry: its state, its items as "seen"

@@ -52,6 +52,7 @@ class Sweep:
         self._apply_overrides(list(overrides))
         self.out, self.use_wandb, self.seed = Path(out), use_wandb, seed
         self.base = base_dict(self.spec, list(overrides))
+        self._query_counts: dict[tuple[str, str], dict[str, int]] = {}  # (data dir, eval cfg) -> per slice
         cfg = self._validate_values()
         # W&B project: --project, else the base config's wandb.project (default "mrs")
         self.project = project or getattr(getattr(cfg, "wandb", None), "project", None) or "mrs"
@@ -121,6 +122,24 @@ class Sweep:
             raise MrsError(f"{where}: {name!r} is not in eval.metrics={ev.metrics}")
         if len(parts) == 3 and parts[1] not in ev.slices:
             raise MrsError(f"{where}: slice {parts[1]!r} is not in eval.slices={ev.slices}")
+        data_dir = getattr(getattr(cfg, "data", None), "dir", None)
+        if len(parts) == 3 and data_dir:  # a slice can be empty on this data (no cold items, ...)
+            n = self._slice_queries(data_dir, ev)
+            if not n.get(parts[1]):
+                have = ", ".join(f"{s} ({q})" for s, q in n.items() if q)
+                raise MrsError(f"{where}: slice {parts[1]!r} has no valid queries in {data_dir}, so "
+                               f"no trial would report it; slices with queries: {have}")
+
+    def _slice_queries(self, data_dir: str, ev: Any) -> dict[str, int]:
+        """Valid queries per slice of ``data_dir`` under eval config ``ev`` (as the trials will
+        count them), once per distinct pair."""
+        from mrs.data.prepared import load_prepared
+        from mrs.eval import Evaluator
+
+        key = (str(data_dir), repr(ev))
+        if key not in self._query_counts:
+            self._query_counts[key] = Evaluator(load_prepared(data_dir), "valid", ev).query_counts()
+        return self._query_counts[key]
 
     def _resolve_count(self, count: int | None) -> int:
         size = make_proposer(self.spec, self.seed).size() if self.spec.method == "grid" else None

@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated train seeds, e.g. 0,1,2: every variant once per seed "
                         "(mean ± sd beside the paired intervals); wins over the config's 'seeds:'")
     c.add_argument("--baseline", help="variant the paired differences are taken to (default: the "
-                                      "config's 'baseline:', else mf)")
+                                      "config's 'baseline:', else mf, else the first variant)")
     c.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables from the finished runs (e.g. while others run)")
     c.set_defaults(func=_compare)

@@ -6,7 +6,8 @@ Config file::
     train: {epochs: 50, seed: 2024}        # the base TrainConfig shared by every variant
     report: [recall@20, ndcg@20]           # metrics in the table (default shown)
     seeds: [0, 1, 2]                       # optional: train.seed per repeat (or --seeds 0,1,2)
-    baseline: mf                           # paired differences are to this variant (default mf)
+    baseline: mf                           # paired differences are to this variant (default: mf if
+                                           # it is one, else the first; an unknown name is an error)
     variants:                              # optional; default = default_variants()
       - {name: mf, set: {model.encoder: mf, model.modes: false}}
       - {name: mf+cp, set: {model.encoder: mf, model.modes: true}}
@@ -52,7 +53,7 @@ def load_compare(path: str | Path | None, overrides: list[str] = ()
     variants = raw.pop("variants", None) or default_variants()
     report = raw.pop("report", None) or DEFAULT_REPORT
     seeds = raw.pop("seeds", None)
-    baseline = str(raw.pop("baseline", "mf"))
+    baseline = raw.pop("baseline", None)
     where = path or "<defaults>"
     if not isinstance(variants, list):
         raise MrsError(f"{where}: 'variants' must be a list of {{name, set}} mappings")
@@ -73,9 +74,19 @@ def load_compare(path: str | Path | None, overrides: list[str] = ()
         out.append((name, cfg))
     if seeds is not None and (not isinstance(seeds, list) or not all(isinstance(x, int) for x in seeds)):
         raise MrsError(f"{where}: 'seeds' must be a list of integers, got {seeds!r}")
+    if baseline is None:  # the default: mf when it is a variant, else the first one
+        baseline = "mf" if "mf" in names else out[0][0]
+    baseline = check_baseline(str(baseline), [n for n, _ in out], f"{where}: 'baseline'")
     resolved = {**raw, "report": report, "variants": variants, "seeds": seeds, "baseline": baseline,
                 "overrides": list(overrides)}
     return out, list(report), resolved
+
+
+def check_baseline(baseline: str, names: list[str], where: str) -> str:
+    """The paired differences need a baseline that is one of the variants (fail before training)."""
+    if baseline not in names:
+        raise MrsError(f"{where}: unknown variant {baseline!r} (variants: {', '.join(names)})")
+    return baseline
 
 
 def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[str] = (),
@@ -94,7 +105,7 @@ def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[
     if seeds is not None:
         resolved["seeds"] = list(seeds)
     if baseline is not None:  # --baseline wins over the config's baseline:
-        resolved["baseline"] = baseline
+        resolved["baseline"] = check_baseline(baseline, [n for n, _ in variants], "--baseline")
     if resolved["seeds"]:  # one run per (variant, seed): runs/<variant>/seed<s>
         expanded = []
         for sd in resolved["seeds"]:  # seed-major: an interrupted compare has whole seeds done

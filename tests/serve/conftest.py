@@ -54,3 +54,22 @@ def served(tmp_path_factory):
     run_train(cfg, root / "run")
     export_run(root / "run", root / "model")
     return data, root / "run", root / "model"
+
+
+@pytest.fixture(scope="module")
+def service(served):
+    """A folded-retrieval service on the session's model (one per test module: items added by
+    one module's tests stay out of the others')."""
+    from mrs.serve.service import RecommendService
+
+    return RecommendService.open(served[2], retrieval="folded")
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    """FastAPI's in-process client of :func:`service`."""
+    from fastapi.testclient import TestClient
+
+    from mrs.serve.api import create_app
+
+    return TestClient(create_app(service))

@@ -6,20 +6,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fastapi.testclient import TestClient
 
 from mrs.serve.api import create_app
 from mrs.serve.service import RecommendService
-
-
-@pytest.fixture(scope="module")
-def service(served):
-    return RecommendService.open(served[2], retrieval="folded")
-
-
-@pytest.fixture(scope="module")
-def client(service):
-    return TestClient(create_app(service))
 
 
 def _loc(resp) -> list:
