@@ -9,9 +9,10 @@ from pathlib import Path
 
 def _plugins_help() -> str:
     """The registered plug-ins, read from the registries (a new encoder shows up here)."""
+    from mrs.losses import LOSSES
     from mrs.models.base import ENCODERS, FUSIONS, SCORERS, USERS
 
-    return "\n".join(f"{reg.key}: {reg.describe()}" for reg in (ENCODERS, FUSIONS, USERS, SCORERS))
+    return "\n".join(f"{reg.key}: {reg.describe()}" for reg in (ENCODERS, FUSIONS, USERS, SCORERS, LOSSES))
 
 
 _PLUGINS = "<plug-ins>"
@@ -29,8 +30,10 @@ class _PluginsHelp(argparse.RawDescriptionHelpFormatter):
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train one model on a prepared dataset; writes a run directory",
-        description="Train one model (Adam, BPR, early stopping on validation) and write "
-                    "RUN_DIR/{config.yaml,metrics.json,best.pt,last.pt}. Several processes or "
+        description="Train one model (Adam on model.loss, early stopping on validation) and write "
+                    "RUN_DIR/{config.yaml,metrics.json,best.pt,last.pt} (and final.pt, the train + "
+                    "valid refit whose test figures metrics.json reports, where train.final_fit "
+                    "makes one). Several processes or "
                     "GPUs: torchrun --nproc_per_node N -m mrs train ... (train.batch_size is the "
                     "global batch; see mrs/train/distributed.py).",
         epilog=_PLUGINS, formatter_class=_PluginsHelp)
