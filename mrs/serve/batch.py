@@ -41,6 +41,18 @@ def read_user_list(path: Path) -> list[str]:
     return list(dict.fromkeys(ids.tolist()))
 
 
+def check_batch_out(out: Path, users: Path, force: bool) -> None:
+    """Before any work: ``out`` is not a directory, not the ``--users`` input, and is only
+    replaced with ``force``."""
+    out = Path(out)
+    if out.is_dir():
+        raise MrsError(f"--out {out}: is a directory; give a file path")
+    if out.exists() and Path(users).exists() and out.resolve() == Path(users).resolve():
+        raise MrsError(f"--out {out}: is the --users input; write the recommendations elsewhere")
+    if out.exists() and not force:
+        raise MrsError(f"--out {out}: already exists; pass --force to replace it")
+
+
 def write_batch(service, users: list[str], out: Path, modes: dict, k: int, exclude_seen: bool,
                 fmt: str = "csv", batch_size: int = 512) -> int:
     """Recommend for every user (progress bar) and write ``out`` atomically; returns the row count."""
