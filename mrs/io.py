@@ -22,6 +22,10 @@ from mrs.errors import MrsError
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+class DiskFull(MrsError):
+    """A write failed for lack of space; the outermost atomic writer names its directory."""
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike, overwrite: bool = True,
                carry: Iterable[str] = ()) -> Iterator[Path]:
@@ -93,7 +97,7 @@ def disk_full(e: BaseException) -> bool:
     cur: BaseException | None = e
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, OSError) and cur.errno in DISK_FULL:
+        if isinstance(cur, DiskFull) or (isinstance(cur, OSError) and cur.errno in DISK_FULL):
             return True
         if not isinstance(cur, OSError) and "No space left on device" in str(cur):  # Rust / C++ text
             return True
@@ -102,8 +106,9 @@ def disk_full(e: BaseException) -> bool:
 
 
 def _raise_if_disk_full(e: BaseException, final: Path) -> None:
+    """Re-raised by each enclosing writer, so the message names the real (not a temporary) place."""
     if disk_full(e):
-        raise MrsError(f"no space left on device: {final.parent} (writing {final.name}); "
+        raise DiskFull(f"no space left on device: {final.parent} (writing {final.name}); "
                        f"free some space and run again") from None
 
 

@@ -8,6 +8,7 @@ with the context's most popular items, so every row has exactly twelve.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def check_batch_out(out: Path, users: Path, force: bool) -> None:
     out = Path(out)
     if out.is_dir():
         raise MrsError(f"--out {out}: is a directory; give a file path")
-    if out.exists() and Path(users).exists() and out.resolve() == Path(users).resolve():
+    if out.exists() and Path(users).exists() and os.path.samefile(out, users):  # links too
         raise MrsError(f"--out {out}: is the --users input; write the recommendations elsewhere")
     if out.exists() and not force:
         raise MrsError(f"--out {out}: already exists; pass --force to replace it")

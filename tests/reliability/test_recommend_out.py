@@ -37,8 +37,10 @@ def test_an_existing_out_needs_force(tiny_model, users_csv, tmp_path, cli_error)
 
 def test_out_equal_to_the_users_input_is_refused_even_with_force(tiny_model, users_csv, cli_error):
     before = users_csv.read_text()
-    for extra in ([], ["--force"]):
-        rc, err = cli_error(_recommend(tiny_model, users_csv, users_csv, *extra))
+    link = users_csv.with_name("link.csv")
+    link.symlink_to(users_csv)
+    for out, extra in ((users_csv, []), (users_csv, ["--force"]), (link, ["--force"])):
+        rc, err = cli_error(_recommend(tiny_model, users_csv, out, *extra))
         assert "is the --users input" in err
     assert users_csv.read_text() == before
 
