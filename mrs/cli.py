@@ -54,6 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     except MrsError as e:
         print(f"mrs {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except Exception as e:  # a full disk outside mrs.io's atomic writers (which name the directory)
+        from mrs.io import disk_full
+
+        if not disk_full(e):
+            raise
+        where = getattr(e, "filename", None)
+        print(f"mrs {args.command}: error: no space left on device{f': {where}' if where else ''}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"mrs {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -1,7 +1,14 @@
-"""Atomic writes: nothing is left half-written. Write to a temporary path, then rename."""
+"""Atomic writes: nothing is left half-written. Write to a temporary path, then rename.
+
+A write that fails because the disk is full (``ENOSPC``, or a quota's ``EDQUOT``) is an
+``MrsError`` naming the directory, after the temporary is removed: torch and safetensors report
+it as ``RuntimeError: [enforce fail at inline_container.cc:…]`` or a Rust ``IoError``, which
+says nothing a user can act on (``disk_full`` recognises them).
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -9,6 +16,14 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from mrs.errors import MrsError
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(MrsError):
+    """A write failed for lack of space; the outermost atomic writer names its directory."""
 
 
 @contextlib.contextmanager
@@ -30,8 +45,9 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = True,
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; results should be as readable as mkdir's
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        _raise_if_disk_full(e, final)
         raise
     if final.exists():
         if not overwrite:
@@ -67,10 +83,52 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-    except BaseException:
+        os.replace(tmp, final)  # fails on a directory at ``final``: the temporary goes too
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        _raise_if_disk_full(e, final)
         raise
-    os.replace(tmp, final)
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or an exception it was raised from) is a full disk or exhausted quota.
+    torch.save to a Python file object raises a RuntimeError whose context is the OSError."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, DiskFull) or (isinstance(cur, OSError) and cur.errno in DISK_FULL):
+            return True
+        if not isinstance(cur, OSError) and "No space left on device" in str(cur):  # Rust / C++ text
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _raise_if_disk_full(e: BaseException, final: Path) -> None:
+    """Re-raised by each enclosing writer, so the message names the real (not a temporary) place."""
+    if disk_full(e):
+        raise DiskFull(f"no space left on device: {final.parent} (writing {final.name}); "
+                       f"free some space and run again") from None
+
+
+def chmod_default(p: str | os.PathLike) -> None:
+    """The mode ``open``/``mkdir`` would give under the umask (temporaries are created 0600, and
+    safetensors writes 0600 whatever the umask)."""
+    p = Path(p)
+    os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~_umask())
+
+
+def remove_stale_temps(directory: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """Remove ``.<name>.tmp-*`` files that a hard-killed ``atomic_path`` left for ``names``
+    (only call this while holding the directory's writer lock: then no other writer owns them)."""
+    d, gone = Path(directory), []
+    for name in names:
+        for p in d.glob(f".{name}.tmp-*"):
+            if p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                gone.append(p)
+    return gone
 
 
 def _umask() -> int:

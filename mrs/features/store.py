@@ -28,7 +28,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from mrs.errors import MrsError
-from mrs.io import atomic_dir, atomic_path
+from mrs.io import atomic_dir, atomic_path, chmod_default
 
 FORMAT_VERSION = 1
 META_KEY = b"__meta__"
@@ -80,7 +80,7 @@ class _H5Writer:
         for k, v in self.meta.items():
             self.f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
         self.f.close()
-        _chmod_default(self._tmp)
+        chmod_default(self._tmp)
         self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
@@ -123,19 +123,12 @@ class _LmdbWriter:
         self.env.close()
         (self._tmp / "lock.mdb").unlink(missing_ok=True)  # readers open lock-free
         for p in (self._tmp, *self._tmp.iterdir()):
-            _chmod_default(p)
+            chmod_default(p)
         self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
         self.env.close()
         self._ctx.__exit__(MrsError, MrsError("aborted"), None)
-
-
-def _chmod_default(p: Path) -> None:
-    """Temporary files are created 0600; a finished store gets the usual umask-based mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
 
 
 def open_writer(path: str | os.PathLike, item_ids: list[str], dim: int, meta: dict,

@@ -67,9 +67,11 @@ def synth_names(job: dict) -> set[str]:
 
 
 def check_out(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], *, command: str,
-              owned_by: Owner, overwrite: bool) -> list[str]:
+              owned_by: Owner, overwrite: bool, flag: str = "--overwrite",
+              kept: str = "features/, images/ and other files") -> list[str]:
     """Validate ``out`` for ``command``; return the entries of an existing output to carry over
-    (everything ``owned_by(out)`` does not name)."""
+    (everything ``owned_by(out)`` does not name). ``flag``: the command's overwrite option;
+    ``kept``: what the refusal says is kept on overwrite."""
     if not out:
         raise MrsError(f"{command}: missing required option 'out' (give --out DIR)")
     p = Path(out)
@@ -88,8 +90,8 @@ def check_out(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]
                                f"(holds {shown}); choose a new or empty directory")
             if not overwrite:
                 raise MrsError(f"--out {p}: already holds the output of an earlier `{command}`; "
-                               f"pass --overwrite to replace it (features/, images/ and other "
-                               f"files not written by `{command}` are kept)")
+                               f"pass {flag} to replace it ({kept} not written by `{command}` "
+                               f"are kept)")
             carry = [e for e in entries if e not in owned]
     check_writable(p)
     return carry
@@ -113,7 +115,7 @@ def _check_inputs(out: Path, inputs: list[Path]) -> None:
         r = i.resolve()
         if o == r or r in o.parents:
             raise MrsError(f"--out {out}: is {'the same as' if o == r else 'inside'} the input {i}; "
-                           f"write the prepared data elsewhere")
+                           f"write the output elsewhere")
         if o in r.parents:
             raise MrsError(f"--out {out}: contains the input {i}; replacing it would delete the input")
 

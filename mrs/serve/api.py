@@ -28,13 +28,18 @@ at > ``INLINE_MAX_ITEMS``), batches, new items and the rest are plain functions 
 in its thread pool, so they never stall the loop. The factors and the faiss index are read-only
 while serving, and an added item becomes visible by swapping one reference
 (:mod:`mrs.serve.model`).
+
+Access: the API has no users or sessions. ``mrs serve`` binds 127.0.0.1 unless told otherwise;
+with ``api_key`` set, mutating routes (``POST /items``) need ``Authorization: Bearer KEY`` or
+``X-API-Key: KEY`` (compared in constant time) and answer 401 without it. Reads stay open.
 """
 from __future__ import annotations
 
+import hmac
 import math
 from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -104,7 +109,24 @@ def _error(e: MrsError, prefix: tuple = ("body",)) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]})
 
 
-def create_app(service: RecommendService) -> FastAPI:
+def _key_check(api_key: str | None):
+    """A dependency that refuses a request without the key (a no-op when there is none)."""
+
+    def check(authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> None:
+        if api_key is None:
+            return
+        given = x_api_key or (authorization[7:] if (authorization or "").startswith("Bearer ") else "")
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(status_code=401, detail="missing or wrong API key "
+                                "(send 'Authorization: Bearer KEY')", headers={"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def create_app(service: RecommendService, api_key: str | None = None) -> FastAPI:
+    """``api_key``: required on mutating routes (``POST /items``) when given."""
+    if api_key is not None and not api_key.strip():
+        raise MrsError("api_key: empty (unset MRS_API_KEY, or give a real key)")
     app = FastAPI(title="mrs", description="Context-aware recommendations from an exported mrs model "
                   "(CP tensor score; exact, folded-ANN or two-stage retrieval).", version="1")
 
@@ -158,7 +180,7 @@ def create_app(service: RecommendService) -> FastAPI:
                          k: int = Query(12, ge=1)):
         return similar(id, k)
 
-    @app.post("/items", status_code=201)
+    @app.post("/items", status_code=201, dependencies=[Depends(_key_check(api_key))])
     def add_item(item: NewItem):
         try:
             return service.add_item(item.id, item.features, item.text)

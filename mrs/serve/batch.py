@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,18 @@ def read_user_list(path: Path) -> list[str]:
     if len(ids) == 0:
         raise MrsError(f"{path}: no user ids" + (f" (only the header, column {col!r})" if col else " (empty file)"))
     return list(dict.fromkeys(ids.tolist()))
+
+
+def check_batch_out(out: Path, users: Path, force: bool) -> None:
+    """Before any work: ``out`` is not a directory, not the ``--users`` input, and is only
+    replaced with ``force``."""
+    out = Path(out)
+    if out.is_dir():
+        raise MrsError(f"--out {out}: is a directory; give a file path")
+    if out.exists() and Path(users).exists() and os.path.samefile(out, users):  # links too
+        raise MrsError(f"--out {out}: is the --users input; write the recommendations elsewhere")
+    if out.exists() and not force:
+        raise MrsError(f"--out {out}: already exists; pass --force to replace it")
 
 
 def write_batch(service, users: list[str], out: Path, modes: dict, k: int, exclude_seen: bool,

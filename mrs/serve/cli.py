@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,9 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "mode factors, popularity, histories, content projection), manifest.json, id lists.")
     e.add_argument("run_dir", type=Path, help="a finished `mrs train` run directory (config.yaml, metrics.json and the weights it reports: final.pt where the run was refit on train + valid, else best.pt)")
     e.add_argument("--out", type=Path, required=True, help="model directory to write")
-    e.add_argument("--force", action="store_true", help="replace an existing model directory")
+    e.add_argument("--force", action="store_true", help="replace an earlier model directory at --out "
+                   "(files export did not write are kept; --out may not be, contain or be inside RUN_DIR)")
     e.add_argument("--index", choices=["hnsw", "ivf", "ivfpq", "none"], default="hnsw",
-                   help="also build and cache the ANN index (default hnsw)")
+                   help="also build the ANN index into the model directory (default hnsw)")
+    e.add_argument("--allow-unfinished", action="store_true",
+                   help="export a run without metrics.json (killed or still training): its best.pt so far")
     e.set_defaults(func=_export)
 
     r = subparsers.add_parser(
@@ -31,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--users", type=Path, help="file of raw user ids (one per line, or a csv with a "
                    "customer_id / user_id column, e.g. H&M's customers.csv)")
     r.add_argument("--out", type=Path, help="output file for --users (csv; JSON lines with --format jsonl)")
+    r.add_argument("--force", action="store_true", help="replace an existing --out file")
     r.add_argument("--format", choices=["csv", "jsonl", "hm-kaggle"], default="csv")
     r.add_argument("--context", help="label of the context mode (default: train-frequency mix)")
     r.add_argument("--time", help="label of the time mode (default: train-frequency mix)")
@@ -43,11 +48,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--batch-size", type=int, default=512)
     r.set_defaults(func=_recommend)
 
-    s = subparsers.add_parser("serve", help="HTTP JSON API (FastAPI + uvicorn; docs at /docs)",
-                              description="Serve a model directory over HTTP.")
+    s = subparsers.add_parser(
+        "serve", help="HTTP JSON API (FastAPI + uvicorn; docs at /docs)",
+        description="Serve a model directory over HTTP. It binds 127.0.0.1 (this machine only) by "
+                    "default. The API has no authentication of its own: with --host 0.0.0.0 anyone "
+                    "who can reach the port can query it and add items (POST /items). Set an API "
+                    "key (--api-key or MRS_API_KEY) to require 'Authorization: Bearer KEY' on POST "
+                    "/items, and put a reverse proxy with TLS in front for anything beyond "
+                    "localhost (SECURITY.md).")
     _model_args(s)
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the API to the network)")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", default=os.environ.get("MRS_API_KEY") or None,
+                   help="require 'Authorization: Bearer KEY' (or 'X-API-Key: KEY') on mutating "
+                        "routes (POST /items); default: $MRS_API_KEY (prefer it: a command line "
+                        "is visible to other users in ps)")
     s.set_defaults(func=_serve)
 
 
@@ -72,13 +88,9 @@ def _open(args: argparse.Namespace):
 def _export(args: argparse.Namespace) -> int:
     from mrs.serve.export import export_run
 
-    out = export_run(args.run_dir, args.out, force=args.force)
-    if args.index != "none":
-        from mrs.serve.index import AnnIndex
-        from mrs.serve.model import ServedModel
-
-        m = ServedModel.load(out)
-        AnnIndex.load_or_build(out / "index", m.item.numpy(), IndexSpec(kind=args.index))
+    index = None if args.index == "none" else IndexSpec(kind=args.index)
+    out = export_run(args.run_dir, args.out, force=args.force, index=index,
+                     allow_unfinished=args.allow_unfinished)
     print(f"model directory: {out}")
     return 0
 
@@ -105,6 +117,12 @@ def _recommend(args: argparse.Namespace) -> int:
     history = None if args.history is None else [x for x in args.history.split(",") if x]
     if (args.user is None and history is None) == (args.users is None):
         raise MrsError("give exactly one of --user ID (and/or --history IDS) or --users FILE")
+    if args.users is not None:
+        from mrs.serve.batch import check_batch_out
+
+        if args.out is None:
+            raise MrsError("--users needs --out FILE")
+        check_batch_out(args.out, args.users, args.force)  # before the model is loaded
     svc = _open(args)
     modes = _modes(args)
     if args.users is None:
@@ -114,8 +132,6 @@ def _recommend(args: argparse.Namespace) -> int:
         return 0
     from mrs.serve.batch import read_user_list, write_batch
 
-    if args.out is None:
-        raise MrsError("--users needs --out FILE")
     users = read_user_list(args.users)
     n = write_batch(svc, users, args.out, modes, args.k, args.exclude_seen, args.format, args.batch_size)
     print(f"{n} users -> {args.out}")
@@ -148,5 +164,8 @@ def _serve(args: argparse.Namespace) -> int:
     svc = _open(args)
     print(f"serving {args.model} ({svc.health()['n_items']} items, retrieval {args.retrieval}) "
           f"on http://{args.host}:{args.port}  (docs: /docs)", flush=True)
-    uvicorn.run(create_app(svc), host=args.host, port=args.port, log_level="warning")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+        print(f"warning: --host {args.host} without an API key: anyone who reaches this port can "
+              f"add items (POST /items); set MRS_API_KEY (see SECURITY.md)", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(svc, api_key=args.api_key), host=args.host, port=args.port, log_level="warning")
     return 0

@@ -27,7 +27,14 @@ path: it works the same for every encoder (graph propagation of a new node would
 edges, which a cold item does not have).
 
 Written to a temporary sibling directory and renamed at the end (``mrs.io.atomic_dir``), so a kill
-during export leaves no half model directory.
+(or a full disk) during export leaves no half model directory. ``index/<spec>.faiss``, the ANN
+index (``mrs export --index``), is written inside it and hashed in the manifest like every file.
+
+``--out`` follows ``mrs prepare``'s rules (``mrs.prep.outdir``): it must be new, empty or an
+earlier model directory (replaced only with ``--force``, keeping any file export did not write),
+and it may not be, be inside, or contain the run. Only a finished run (``metrics.json``) is
+exported unless ``allow_unfinished``; the weights' checksum is verified on load
+(``mrs.train.checkpoint``).
 """
 from __future__ import annotations
 
@@ -41,7 +48,8 @@ import numpy as np
 import torch
 
 from mrs.errors import MrsError
-from mrs.io import atomic_dir, file_checksum, write_json_atomic
+from mrs.io import atomic_dir, chmod_default, file_checksum, write_json_atomic
+from mrs.serve.index import AnnIndex, IndexSpec
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +57,35 @@ FORMAT = "mrs-model/1"
 FACTORS = "factors.safetensors"
 MANIFEST = "manifest.json"
 USER_IDS, ITEM_IDS = "user_ids.txt", "item_ids.txt"
+INDEX_DIR = "index"
 RIDGE_LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
-def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> Path:
+def export_run(run_dir: str | Path, out: str | Path, force: bool = False, index: IndexSpec | None = None,
+               allow_unfinished: bool = False) -> Path:
     """Export ``run_dir`` to the model directory ``out``; return it. The exported model is the
     one whose test figures the run reports: ``metrics.json["final_weights"]`` (``final.pt``,
-    the train + valid refit, where ``train.final_fit`` made one; else ``best.pt``)."""
+    the train + valid refit, where ``train.final_fit`` made one; else ``best.pt``).
+    ``index``: also build that ANN index into it; ``allow_unfinished``: export a run without
+    ``metrics.json`` (killed or still training) with a warning."""
+    from mrs.prep.outdir import check_out
     from mrs.train.config import load_train_config
 
     run, out = Path(run_dir), Path(out)
     for name in ("config.yaml", final_weights(run)):
         if not (run / name).is_file():
             raise MrsError(f"{run / name}: not found (is {run} a finished `mrs train` run directory?)")
-    if out.exists() and not force:
-        raise MrsError(f"{out}: already exists; pass --force to replace it")
+    if not (run / "metrics.json").is_file():
+        if not allow_unfinished:
+            raise MrsError(f"{run}: an unfinished run (no metrics.json: killed, failed or still "
+                           f"training); resume it, or pass --allow-unfinished to export its best.pt")
+        log.warning("%s: an unfinished run (no metrics.json); exporting its best.pt anyway", run)
+    carry = check_out(out, [run], command="mrs export", owned_by=model_owned, overwrite=force,
+                      flag="--force", kept="your other files")
     cfg = load_train_config(run / "config.yaml")
     tensors, meta = _collect(cfg, run)
-    with atomic_dir(out) as tmp:
-        write_model_dir(tmp, tensors, meta)
+    with atomic_dir(out, carry=carry) as tmp:
+        write_model_dir(tmp, tensors, meta, index)
     log.info("exported %s -> %s (%d users, %d items)", run, out, meta["n_users"], meta["n_items"])
     return out
 
@@ -75,8 +93,6 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False) -> Pat
 def final_weights(run: Path) -> str:
     """The weights file of ``run`` whose test figures ``metrics.json`` reports (``best.pt`` for
     a run without one, e.g. trained before ``final.pt`` existed)."""
-    import json
-
     mpath = run / "metrics.json"
     if not mpath.is_file():
         return "best.pt"
@@ -93,21 +109,14 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     from mrs.data.prepared import SPLITS, load_prepared
     from mrs.eval.ranking import Csr
     from mrs.models.base import USERS
-    from mrs.train.checkpoint import FINAL
+    from mrs.train.checkpoint import FINAL, load_weights
     from mrs.train.refit import train_valid_view
     from mrs.train.trainer import Trainer
-
-    from mrs.safe_load import load_torch_file
 
     wfile = final_weights(run)
     ds = load_prepared(cfg.data.dir)
     tr = Trainer.build(cfg, device=torch.device("cpu"), ds=train_valid_view(ds) if wfile == FINAL else ds)
-    payload = load_torch_file(run / wfile)  # weights only: a crafted file runs nothing
-    try:
-        tr.model.load_state_dict(payload["model"])
-    except (RuntimeError, KeyError, OSError) as e:
-        raise MrsError(f"{run / wfile}: cannot load into the configured model "
-                       f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    epoch = load_weights(run / wfile, tr.model)  # weights only, checksum verified
     model, ds = tr.model.eval(), tr.ds
     with torch.no_grad():
         user, item = model.encode()  # (U, R), (I, R): propagation once, late-fusion scale included
@@ -160,7 +169,7 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
         "modes": modes, "user_encoder": cfg.model.user_encoder, "sequential": sequential,
         "content": content, "dataset": {"name": ds.name, "source": ds.meta.get("source")},
         "source": {"run_dir": str(run.resolve()), "config": to_dict(cfg),
-                   "best_epoch": metrics.get("best_epoch", payload.get("epoch")), "weights": wfile,
+                   "best_epoch": metrics.get("best_epoch", epoch), "weights": wfile,
                    "final_fit": metrics.get("final_fit", "train"),
                    "valid": metrics.get("valid", {}).get("all"),
                    "git": git_state(), "splits_in_seen": sorted(SPLITS)},
@@ -215,8 +224,21 @@ def fit_content_projection(X: np.ndarray, Y: np.ndarray, seed: int = 0, lambdas=
     return w.astype(np.float32), b.astype(np.float32), mu.astype(np.float32), lam, errs[lam]
 
 
-def write_model_dir(path: Path, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Write factors, id lists and the manifest (with sha256 of each file) into ``path``."""
+def model_owned(path: Path) -> set[str] | None:
+    """Entries ``mrs export`` writes in a model directory, or ``None`` when ``path`` is not one."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None
+    return {MANIFEST, FACTORS, USER_IDS, ITEM_IDS, INDEX_DIR}
+
+
+def write_model_dir(path: Path, tensors: dict[str, np.ndarray], meta: dict[str, Any],
+                    index: IndexSpec | None = None) -> None:
+    """Write factors, id lists, the ``index`` when given, and the manifest (with sha256 of each
+    file) into ``path``."""
     from safetensors.numpy import save_file
 
     meta = dict(meta)
@@ -227,7 +249,13 @@ def write_model_dir(path: Path, tensors: dict[str, np.ndarray], meta: dict[str, 
             raise MrsError(f"{key}: raw id {bad!r} contains a line break; cannot export")
         (path / name).write_text("".join(f"{x}\n" for x in ids))
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path / FACTORS))
-    files = {n: file_checksum([path / n]) for n in (FACTORS, USER_IDS, ITEM_IDS)}
+    chmod_default(path / FACTORS)  # safetensors creates it 0600 whatever the umask
+    names = [FACTORS, USER_IDS, ITEM_IDS]
+    files = {n: file_checksum([path / n]) for n in names}
+    meta["checksum"] = file_checksum([path / n for n in sorted(names)])  # the model: factors and ids
+    if index is not None:
+        name = index.file(len(tensors["item"]))
+        AnnIndex.build(tensors["item"], index).write(path / name)
+        files[name] = file_checksum([path / name])
     meta["files"] = files
-    meta["checksum"] = file_checksum([path / n for n in sorted(files)])
     write_json_atomic(path / MANIFEST, meta)

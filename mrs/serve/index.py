@@ -9,8 +9,11 @@ candidates' scores exactly as ``q · x_i``.
 
 Kinds (``IndexSpec.kind``): ``hnsw`` (default; ``IndexHNSWFlat``, M links, efConstruction,
 efSearch), ``ivf`` (``IVF{nlist},Flat``, nprobe) and ``ivfpq`` (``IVF{nlist},PQ{m}``, for
-catalogues past ~1M items). The built index is cached beside the model as
-``index/<spec>.faiss`` (written atomically; loaded on the next start).
+catalogues past ~1M items). ``mrs export --index`` stores the index in the model directory as
+``index/<spec>.faiss``, hashed in the manifest like the factors (``ServedModel.load`` verifies
+it before faiss's C++ reader sees a byte). A model directory is read-only input: an index it does
+not list (another spec, an older export) is built in memory at start (``for_model``), never
+written into it.
 """
 from __future__ import annotations
 
@@ -47,6 +50,10 @@ class IndexSpec:
         nlist = self.nlist or int(4 * math.sqrt(n))
         return f"{self.kind}-nlist{nlist}" + (f"-pq{self.pq_m}" if self.kind == "ivfpq" else "")
 
+    def file(self, n: int) -> str:
+        """Path of this index inside a model directory (``n``: catalogue size)."""
+        return f"index/{self.name(n)}.faiss"
+
 
 class AnnIndex:
     """A faiss index over fixed item factors; ``search`` returns indices into those items."""
@@ -80,21 +87,53 @@ class AnnIndex:
         return cls(index, spec, n)
 
     @classmethod
-    def load_or_build(cls, cache_dir: Path, items: np.ndarray, spec: IndexSpec = IndexSpec()) -> "AnnIndex":
-        """The cached index in ``cache_dir`` when it is there (and matches), else build and cache it."""
+    def for_model(cls, root: Path, files: dict[str, str], items: np.ndarray,
+                  spec: IndexSpec = IndexSpec()) -> "AnnIndex":
+        """The index a model directory lists in its manifest's ``files`` (verified by
+        ``ServedModel.load``), else one built in memory: nothing is written into ``root``."""
+        name = spec.file(len(items))
+        if name in files:
+            return cls.read(Path(root) / name, items, spec)
+        log.info("%s: no %s in the model directory; building it in memory (store it with "
+                 "`mrs export --index %s`)", root, name, spec.kind)
+        return cls.build(items, spec)
+
+    @classmethod
+    def read(cls, path: Path, items: np.ndarray, spec: IndexSpec = IndexSpec()) -> "AnnIndex":
+        """Read a stored index; damaged or not matching ``items`` is a one-line ``MrsError``."""
         import faiss
 
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as e:  # faiss's C++ reader on damaged bytes
+            raise MrsError(f"{path}: not a readable faiss index ({str(e).strip().splitlines()[-1][:160]})") from None
+        if index.ntotal != len(items) or index.d != items.shape[1]:
+            raise MrsError(f"{path}: holds {index.ntotal} items of dim {index.d}; the model has "
+                           f"{len(items)} of dim {items.shape[1]}")
+        return cls(index, spec, len(items))
+
+    def write(self, path: Path) -> None:
+        """Write atomically through Python's file object, so a full disk is an ``OSError``
+        (``mrs.io`` names it) rather than an error inside faiss's C++ writer."""
+        import faiss
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write))
+
+    @classmethod
+    def load_or_build(cls, cache_dir: Path, items: np.ndarray, spec: IndexSpec = IndexSpec()) -> "AnnIndex":
+        """The cached index in ``cache_dir`` (a directory of the caller's, never a model
+        directory) when it is there and readable, else build and cache it."""
         path = Path(cache_dir) / f"{spec.name(len(items))}.faiss"
         if path.is_file():
-            index = faiss.read_index(str(path))
-            if index.ntotal == len(items) and index.d == items.shape[1]:
-                return cls(index, spec, len(items))
-            log.warning("%s does not match the model (%d items); rebuilding", path, index.ntotal)
+            try:
+                return cls.read(path, items, spec)
+            except MrsError as e:
+                log.warning("%s; rebuilding", e)
         ann = cls.build(items, spec)
         try:
-            with atomic_path(path) as tmp:
-                faiss.write_index(ann.index, str(tmp))
-        except OSError as e:  # a read-only model directory still serves
+            ann.write(path)
+        except (OSError, MrsError) as e:  # a cache that cannot be written still serves
             log.warning("cannot cache the index at %s (%s)", path, e)
         return ann
 

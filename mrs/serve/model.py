@@ -35,6 +35,38 @@ class Added:
     factors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (A, R)
 
 
+# what ServedModel reads from the manifest, with its JSON type
+MANIFEST_KEYS = {"format": str, "files": dict, "checksum": str, "n_users": int, "n_items": int, "modes": list}
+
+
+def read_manifest(root: Path) -> dict:
+    """``root/manifest.json``, checked: JSON, the keys serving reads, and every ``files`` entry a
+    relative path that resolves inside ``root`` (a ``../../etc/passwd`` entry is refused before
+    anything is opened). Each fault is a one-line ``MrsError`` naming the file."""
+    mpath = root / MANIFEST
+    if not mpath.is_file():
+        raise MrsError(f"{mpath}: not found (is {root} a model directory from `mrs export`?)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MrsError(f"{mpath}: not valid JSON ({e}); re-export the model") from None
+    if not isinstance(manifest, dict):
+        raise MrsError(f"{mpath}: expected a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise MrsError(f"{mpath}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    for key, kind in MANIFEST_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise MrsError(f"{mpath}: {key!r} missing or not a {kind.__name__}; re-export the model")
+    inside = root.resolve()
+    for name, digest in manifest["files"].items():
+        target = (root / name).resolve()
+        if Path(name).is_absolute() or inside not in target.parents or not isinstance(digest, str):
+            raise MrsError(f"{mpath}: files entry {name!r} is not a file inside {root}; refusing to read it")
+    if not {FACTORS, USER_IDS, ITEM_IDS} <= set(manifest["files"]):
+        raise MrsError(f"{mpath}: 'files' must list {FACTORS}, {USER_IDS} and {ITEM_IDS}")
+    return manifest
+
+
 class ServedModel:
     """Read-only arrays of one model directory (``load``), plus the added-items list."""
 
@@ -76,12 +108,7 @@ class ServedModel:
         from safetensors.numpy import load_file
 
         root = Path(root)
-        mpath = root / MANIFEST
-        if not mpath.is_file():
-            raise MrsError(f"{mpath}: not found (is {root} a model directory from `mrs export`?)")
-        manifest = json.loads(mpath.read_text())
-        if manifest.get("format") != FORMAT:
-            raise MrsError(f"{mpath}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+        manifest = read_manifest(root)
         if verify:
             for name, digest in manifest["files"].items():
                 if not (root / name).is_file() or file_checksum([root / name]) != digest:

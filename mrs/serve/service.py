@@ -63,11 +63,11 @@ class RecommendService:
     @classmethod
     def open(cls, model_dir: str | Path, retrieval: Retrieval = "folded", spec: IndexSpec = IndexSpec(),
              candidates: int = 300) -> "RecommendService":
-        """Load a model directory; build (or load the cached) ANN index unless ``exact``."""
+        """Load a model directory; read its ANN index (or build one in memory) unless ``exact``."""
         model = ServedModel.load(model_dir)
         index = None
         if retrieval != "exact":
-            index = AnnIndex.load_or_build(Path(model_dir) / "index", model.item.numpy(), spec)
+            index = AnnIndex.for_model(model.root, model.manifest["files"], model.item.numpy(), spec)
         return cls(model, index, retrieval, candidates)
 
     # ------------------------------------------------------------------ ranking

@@ -8,9 +8,18 @@ best validation epoch. A run killed mid-write leaves the previous file intact (r
 Both hold tensors and plain data only (numpy's RNG state is stored as a tensor plus numbers), so
 they are read with ``torch.load(weights_only=True)`` (``mrs.safe_load``): a crafted checkpoint
 cannot run code.
+
+Every file written here carries ``"checksum"``: the sha256 of its content (``payload_checksum``:
+each key, number, string and tensor's dtype, shape and bytes, in order), verified on every load.
+torch's zip reader does not check its CRCs, so without it a damaged file (zeroed or flipped bytes
+inside a tensor) loads as a different model. A file written before checksums simply has none.
+Writes go through a Python file object, so a full disk is an ``OSError`` that ``mrs.io`` reports
+as "no space left on device" (a path makes torch's C++ writer fail with an opaque
+``enforce fail at inline_container.cc``).
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +35,7 @@ from mrs.safe_load import load_torch_file
 LAST = "last.pt"
 BEST = "best.pt"
 FINAL = "final.pt"  # the train + valid refit's weights (train.final_fit), when there is one
+CHECKSUM = "checksum"
 
 
 @dataclass
@@ -78,14 +88,13 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         "rng": rng_states(generator),
         "stateful": {k: v.state_dict() for k, v in (stateful or {}).items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    _save(path, payload)
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     generator: torch.Generator, stateful: dict[str, Any] | None = None) -> TrainState:
     """Restore model, optimizer and RNGs from ``path``; return the counters."""
-    payload = load_torch_file(path, "checkpoint")  # weights only: never runs code from the file
+    payload = _load(path)  # weights only: never runs code from the file
     _load_model(path, model, payload)
     try:
         optimizer.load_state_dict(payload["optimizer"])
@@ -109,14 +118,59 @@ def _load_model(path: Path, model: torch.nn.Module, payload: Any) -> None:
 
 
 def save_weights(path: Path, model: torch.nn.Module, epoch: int) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "epoch": epoch}, tmp)
+    _save(path, {"model": model.state_dict(), "epoch": epoch})
 
 
 def load_weights(path: Path, model: torch.nn.Module) -> int:
-    """Load ``best.pt`` weights into ``model``; return the epoch they come from."""
+    """Load weights (``best.pt`` or any file of ``save_weights``) into ``model``; return the epoch
+    they come from."""
     if not path.is_file():
         raise MrsError(f"{path}: no checkpoint (was the run trained to at least one evaluation?)")
-    payload = load_torch_file(path, "checkpoint")
+    payload = _load(path)
     _load_model(path, model, payload)
     return int(payload.get("epoch", -1))
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    """``payload`` plus its checksum, atomically, through a Python file object (see the docstring)."""
+    payload = {**payload, CHECKSUM: payload_checksum(payload)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
+
+
+def _load(path: Path) -> Any:
+    """Read ``path`` (weights only) and verify its checksum when it has one."""
+    payload = load_torch_file(path, "checkpoint")
+    if isinstance(payload, dict) and CHECKSUM in payload:
+        body = {k: v for k, v in payload.items() if k != CHECKSUM}
+        if payload_checksum(body) != payload[CHECKSUM]:
+            raise MrsError(f"{path}: damaged: its content does not match the sha256 checksum stored "
+                           f"in it (a disk or copy error); restore it from a backup or retrain")
+    return payload
+
+
+def payload_checksum(obj: Any) -> str:
+    """sha256 of a checkpoint payload: keys, scalars, and each tensor's dtype, shape and bytes."""
+    h = hashlib.sha256()
+    _digest(obj, h)
+    return h.hexdigest()
+
+
+def _digest(obj: Any, h: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu()
+        t = t.to_dense() if t.layout != torch.strided else t
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k, v in obj.items():
+            _digest(k, h)
+            _digest(v, h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{'L' if isinstance(obj, list) else 'U'}{len(obj)}".encode())
+        for v in obj:
+            _digest(v, h)
+    else:  # str, int, float, bool, None, torch.Size elements: their repr is exact and stable
+        h.update(f"S{type(obj).__name__}:{obj!r};".encode())

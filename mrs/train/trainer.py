@@ -37,7 +37,7 @@ from mrs.config import read_yaml, save_config, to_dict
 from mrs.data.prepared import PreparedDataset, load_prepared
 from mrs.device import resolve_device
 from mrs.errors import MrsError
-from mrs.io import write_json_atomic
+from mrs.io import remove_stale_temps, write_json_atomic
 from mrs.train.checkpoint import (BEST, FINAL, LAST, TrainState, load_checkpoint, load_weights,
                                   save_checkpoint, save_weights)
 from mrs.train.config import TrainConfig, load_train_config
@@ -285,10 +285,17 @@ def _run_lock(out: Path) -> Iterator[None]:
         yield
 
 
+# what a run writes atomically (``*.pt``: last, best and any other weights file)
+RUN_FILES = ("*.pt", "metrics.json", "config.yaml", "per_query.parquet", "curves.png")
+
+
 def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
                       evaluate_test: bool) -> dict[str, Any]:
     cfg, main = tr.cfg, tr.dist.is_main
     _check_run_dir(cfg, out, resume)
+    if main:  # this process holds the run's lock: a killed writer's temporaries are ours to remove
+        for p in remove_stale_temps(out, RUN_FILES):
+            log.info("removed %s, left by a killed write", p)
     tr.dist.barrier()  # every rank has checked the run dir before rank 0 writes into it
     if main:
         save_config(cfg, out / "config.yaml")

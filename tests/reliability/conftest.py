@@ -28,3 +28,23 @@ def tiny_data(tmp_path_factory):
 
     return make_prepared(tmp_path_factory.mktemp("tiny") / "ds", n_users=60, n_items=80,
                          n_interactions=1500, seed=0, modes=True, features_dim=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory):
+    """A finished one-epoch run on ``tiny_data`` (read-only for tests: copy it to change it)."""
+    from mrs.train.config import load_train_config
+    from mrs.train.trainer import run_train
+    from tests.train.conftest import tiny_overrides
+
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    run_train(load_train_config(None, tiny_overrides(tiny_data, eval__bootstrap=0, wandb__enabled="false")), run)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run, tmp_path_factory):
+    """``tiny_run`` exported with its HNSW index, as ``mrs export`` does (read-only for tests)."""
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    assert main(["export", str(tiny_run), "--out", str(out)]) == 0
+    return out

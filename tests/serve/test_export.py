@@ -84,7 +84,7 @@ def test_model_dir_is_self_contained_and_checksummed(served, tmp_path):
 
 def test_export_refuses_to_overwrite_and_a_failing_export_leaves_nothing(served, tmp_path, monkeypatch):
     data, run, model_dir = served
-    with pytest.raises(MrsError, match="already exists"):
+    with pytest.raises(MrsError, match="already holds the output of an earlier `mrs export`; pass --force"):
         export_run(run, model_dir)
     import mrs.serve.export as ex
 
