@@ -121,6 +121,9 @@ def require_nonnegative(cfg: object, keys: Sequence[str], source: str) -> None:
 
 BOM = b"\xef\xbb\xbf"          # UTF-8 byte order mark some editors (Excel) put first
 SECONDS_BELOW = 10 ** 11        # as ms that is 1973-03-03; as s, year 5138: smaller values are seconds
+# Float timestamps (RecBole, MMRec) become int64: beyond 2**53 a float is no longer an exact integer
+# and 1e30 or inf would wrap to -2**63 in the cast, so larger values are malformed rows.
+TIMESTAMP_LIMIT = float(2 ** 53)
 
 
 def timestamps_to_seconds(ts: np.ndarray, unit: str, where: str) -> tuple[np.ndarray, str]:

@@ -11,9 +11,11 @@ allowed). Types: ``token``, ``token_seq`` (space-separated tokens), ``float``, `
   text (``field: value`` joined by ``. ``), which ``mrs features text`` reads.
 - ``NAME.user``: read for its header check; user attributes are kept in ``users.parquet``.
 
-Bad input, as for the other sources: a header field without ``:type`` or with an unknown type,
-a missing ``user_id``/``item_id`` column (one-line errors naming the file and column); malformed
-rows are skipped and counted (fail above ``max_bad_frac``). Nothing is written on failure.
+Bad input, as for the other sources: a header field without ``:type``, with an unknown type or
+given twice, a missing ``user_id``/``item_id`` column (one-line errors naming the file and column);
+malformed rows (an empty id, an unparseable, infinite or beyond-2**53 timestamp) are skipped and
+counted (fail above ``max_bad_frac``). Repeated rows are dropped and counted (:func:`drop_repeats`).
+Nothing is written on failure.
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ import pyarrow as pa
 
 from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
-from mrs.prep.common import BadRows, factorize, input_checksum, log, nonempty, require_file
+from mrs.prep.common import (TIMESTAMP_LIMIT, BadRows, factorize, input_checksum, log, nonempty,
+                             require_file)
 from mrs.prep.csvread import read_csv_typed, read_header
 from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
@@ -43,6 +46,7 @@ class RecBoleConfig:
     name: str = ""                              # NAME; default: the folder's name
     split: Literal["leave-last-out", "mmrec"] = "leave-last-out"  # when there is no .train/.valid/.test trio
     seed: int = 2023                            # seeds split=mmrec
+    dedup: bool = True                          # keep only the earliest row of a (user, item) pair (counted)
     max_bad_frac: float = 0.01                  # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"  # input checksum (stat: size+mtime)
     overwrite: bool = False                     # replace an earlier prepared dataset at out (its features/ and images/ stay)
@@ -60,6 +64,9 @@ def parse_header(path: Path) -> tuple[list[str], dict[str, str]]:
         if tp not in TYPES:
             raise MrsError(f"{path}: header column {col.strip()!r}: unknown type {tp!r} "
                            f"(one of {', '.join(TYPES)})")
+        if field in types:  # pandas/pyarrow would silently keep one of the two columns
+            raise MrsError(f"{path}: header field {field!r} appears twice "
+                           f"({field}:{types[field]} and {col.strip()}); rename or drop one")
         names.append(field)
         types[field] = tp
     return names, types
@@ -71,8 +78,9 @@ def read_atomic(path: Path, bad: BadRows, required: tuple[str, ...]) -> tuple[pd
     for col in required:
         if col not in types:
             raise MrsError(f"{path}: missing required column {col!r} (found: {', '.join(names)})")
+    limits = {"timestamp": TIMESTAMP_LIMIT} if types.get("timestamp") == "float" else None
     table = read_csv_typed(path, {n: TYPES[types[n]] for n in names}, bad, required=required,
-                           nonempty=required, delimiter="\t", names=names)
+                           nonempty=required, delimiter="\t", names=names, limits=limits)
     return table.to_pandas(), types
 
 
@@ -86,6 +94,39 @@ def _item_text(items: pd.DataFrame, types: dict[str, str]) -> pd.Series:
         text = np.where((text != "") & (part != ""), text + ". " + part, text + part)
         text = pd.Series(text, index=items.index, dtype=object)
     return text
+
+
+def drop_repeats(df: pd.DataFrame, dedup: bool, given_split: bool, where: str) -> tuple[pd.DataFrame, dict]:
+    """``df`` without repeated interactions, and their counts (``dataset.json`` keys).
+
+    A row equal to an earlier one in user, item and timestamp (the same event listed twice) is
+    always dropped: leave-last-out would otherwise make a user's valid row a copy of the test row.
+    ``dedup`` also drops later rows of a (user, item) pair, the earliest by time surviving, as
+    the Amazon sources do. A given ``.train/.valid/.test`` trio is deduplicated within each file
+    only (its split is the benchmark's); an event listed in two of its files is warned about.
+    """
+    order = df.sort_values("timestamp", kind="stable").index if "timestamp" in df else df.index
+    srt = df.loc[order]
+    event = ["user_id", "item_id", *(["timestamp"] if "timestamp" in df else [])]
+    within = ["__split"] if given_split else []
+    same = srt.duplicated(event + within).to_numpy()
+    pair = srt.duplicated(["user_id", "item_id"] + within).to_numpy() & ~same if dedup else np.zeros(len(srt), bool)
+    counts = {"duplicate_rows_dropped": int(same.sum()), "repeated_pairs_dropped": int(pair.sum())}
+    if counts["duplicate_rows_dropped"]:
+        log.warning("%s: dropped %d rows identical to an earlier row (user, item%s)", where,
+                    counts["duplicate_rows_dropped"], ", timestamp" if "timestamp" in df else "")
+    if counts["repeated_pairs_dropped"]:
+        log.info("%s: dropped %d repeated (user, item) pairs (dedup; the earliest row is kept)", where,
+                 counts["repeated_pairs_dropped"])
+    kept = df.drop(index=srt.index[same | pair])
+    if given_split:
+        across = int(kept.duplicated(event).sum())
+        if across:
+            log.warning("%s: %d events appear in two of the .train/.valid/.test files (kept as given)",
+                        where, across)
+            counts["events_in_two_splits"] = across
+    nonempty(len(kept), "dropping repeated rows")
+    return kept.reset_index(drop=True), counts
 
 
 def prepare_recbole(cfg: RecBoleConfig) -> Path:
@@ -110,6 +151,7 @@ def prepare_recbole(cfg: RecBoleConfig) -> Path:
         frames.append(df.assign(__split=label if len(paths) == 3 else 0))
     df = pd.concat(frames, ignore_index=True)
     nonempty(len(df), f"reading {', '.join(str(p) for p in paths)}")
+    df, repeats = drop_repeats(df, cfg.dedup, given_split=len(paths) == 3, where=str(paths[0].parent / name))
 
     item_path, user_path = root / f"{name}.item", root / f"{name}.user"
     item_df = user_df = None
@@ -152,7 +194,7 @@ def prepare_recbole(cfg: RecBoleConfig) -> Path:
     checksum, kind = input_checksum(inputs, cfg.checksum)
     out = write_prepared(cfg.out, inter, items, users, name=name, source="recbole", modes={},
                          params=asdict(cfg), input_checksum=checksum,
-                         extra={"input_checksum_kind": kind, "bad_rows": bads,
+                         extra={"input_checksum_kind": kind, "bad_rows": bads, **repeats,
                                 "split_from": "files" if len(paths) == 3 else cfg.split,
                                 "items_without_metadata": int((items["text"] == "").sum())}, carry=carry)
     log.info("%s: %d users, %d items, %d interactions -> %s", name, len(user_ids), len(item_ids), len(inter), out)
