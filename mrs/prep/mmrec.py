@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from mrs.data.prepared import items_checksum, write_prepared
 from mrs.errors import MrsError
-from mrs.prep.common import TIMESTAMP_LIMIT, BadRows, input_checksum, log, nonempty, require_file
+from mrs.prep.common import TIMESTAMP_LIMIT, BadRows, drop_repeats, input_checksum, log, nonempty, require_file
 from mrs.prep.csvread import read_csv_typed, read_header
 from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
@@ -50,6 +50,7 @@ class MMRecConfig:
     split: Literal["x_label", "mmrec", "leave-last-out"] = "x_label"  # x_label keeps MMRec's split
     seed: int = 2023                            # seeds split=mmrec
     features: bool = True                       # convert image_feat.npy / text_feat.npy
+    dedup: bool = True                          # keep only the earliest row of a (user, item) pair (within an x_label split)
     max_bad_frac: float = 0.01                  # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"  # input checksum (stat: size+mtime)
     overwrite: bool = False                     # replace an earlier prepared dataset at out (its features/ and images/ stay)
@@ -141,6 +142,8 @@ def prepare_mmrec(cfg: MMRecConfig) -> Path:
             df = df[~off]
     bad.check()
     nonempty(len(df), f"reading {path}")
+    df, repeats = drop_repeats(df, "userID", "itemID", cfg.dedup,
+                               given_split="x_label" if cfg.split == "x_label" else None, where=str(path))
     feature_rows = [npy_rows(root / f) for f in FEATURE_FILES.values() if cfg.features and (root / f).is_file()]
     check_dense(df, path, max([len(df), *feature_rows]))
     user = df["userID"].to_numpy(np.int64)
@@ -168,7 +171,7 @@ def prepare_mmrec(cfg: MMRecConfig) -> Path:
     checksum, kind = input_checksum(inputs, cfg.checksum)
     out = write_prepared(cfg.out, inter, items, users, name=name, source="mmrec", modes={},
                          params=asdict(cfg), input_checksum=checksum,
-                         extra={"input_checksum_kind": kind, "bad_rows": {path.name: bad.summary()},
+                         extra={"input_checksum_kind": kind, "bad_rows": {path.name: bad.summary()}, **repeats,
                                 "features": {m: FEATURE_FILES[m] for m in arrays}}, carry=carry)
     try:
         write_feature_stores(out, arrays, ids, "mmrec")

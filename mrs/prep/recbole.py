@@ -14,7 +14,8 @@ allowed). Types: ``token``, ``token_seq`` (space-separated tokens), ``float``, `
 Bad input, as for the other sources: a header field without ``:type``, with an unknown type or
 given twice, a missing ``user_id``/``item_id`` column (one-line errors naming the file and column);
 malformed rows (an empty id, an unparseable, infinite or beyond-2**53 timestamp) are skipped and
-counted (fail above ``max_bad_frac``). Repeated rows are dropped and counted (:func:`drop_repeats`).
+counted (fail above ``max_bad_frac``). Repeated rows are dropped and counted
+(:func:`mrs.prep.common.drop_repeats`).
 Nothing is written on failure.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyarrow as pa
 
 from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
-from mrs.prep.common import (TIMESTAMP_LIMIT, BadRows, factorize, input_checksum, log, nonempty,
+from mrs.prep.common import (TIMESTAMP_LIMIT, BadRows, drop_repeats, factorize, input_checksum, log, nonempty,
                              require_file)
 from mrs.prep.csvread import read_csv_typed, read_header
 from mrs.prep.outdir import prepare_out
@@ -96,39 +97,6 @@ def _item_text(items: pd.DataFrame, types: dict[str, str]) -> pd.Series:
     return text
 
 
-def drop_repeats(df: pd.DataFrame, dedup: bool, given_split: bool, where: str) -> tuple[pd.DataFrame, dict]:
-    """``df`` without repeated interactions, and their counts (``dataset.json`` keys).
-
-    A row equal to an earlier one in user, item and timestamp (the same event listed twice) is
-    always dropped: leave-last-out would otherwise make a user's valid row a copy of the test row.
-    ``dedup`` also drops later rows of a (user, item) pair, the earliest by time surviving, as
-    the Amazon sources do. A given ``.train/.valid/.test`` trio is deduplicated within each file
-    only (its split is the benchmark's); an event listed in two of its files is warned about.
-    """
-    order = df.sort_values("timestamp", kind="stable").index if "timestamp" in df else df.index
-    srt = df.loc[order]
-    event = ["user_id", "item_id", *(["timestamp"] if "timestamp" in df else [])]
-    within = ["__split"] if given_split else []
-    same = srt.duplicated(event + within).to_numpy()
-    pair = srt.duplicated(["user_id", "item_id"] + within).to_numpy() & ~same if dedup else np.zeros(len(srt), bool)
-    counts = {"duplicate_rows_dropped": int(same.sum()), "repeated_pairs_dropped": int(pair.sum())}
-    if counts["duplicate_rows_dropped"]:
-        log.warning("%s: dropped %d rows identical to an earlier row (user, item%s)", where,
-                    counts["duplicate_rows_dropped"], ", timestamp" if "timestamp" in df else "")
-    if counts["repeated_pairs_dropped"]:
-        log.info("%s: dropped %d repeated (user, item) pairs (dedup; the earliest row is kept)", where,
-                 counts["repeated_pairs_dropped"])
-    kept = df.drop(index=srt.index[same | pair])
-    if given_split:
-        across = int(kept.duplicated(event).sum())
-        if across:
-            log.warning("%s: %d events appear in two of the .train/.valid/.test files (kept as given)",
-                        where, across)
-            counts["events_in_two_splits"] = across
-    nonempty(len(kept), "dropping repeated rows")
-    return kept.reset_index(drop=True), counts
-
-
 def prepare_recbole(cfg: RecBoleConfig) -> Path:
     root = Path(cfg.dir)
     if not root.is_dir():
@@ -151,7 +119,8 @@ def prepare_recbole(cfg: RecBoleConfig) -> Path:
         frames.append(df.assign(__split=label if len(paths) == 3 else 0))
     df = pd.concat(frames, ignore_index=True)
     nonempty(len(df), f"reading {', '.join(str(p) for p in paths)}")
-    df, repeats = drop_repeats(df, cfg.dedup, given_split=len(paths) == 3, where=str(paths[0].parent / name))
+    df, repeats = drop_repeats(df, "user_id", "item_id", cfg.dedup, given_split="__split" if len(paths) == 3 else None,
+                               where=str(paths[0].parent / name))
 
     item_path, user_path = root / f"{name}.item", root / f"{name}.user"
     item_df = user_df = None

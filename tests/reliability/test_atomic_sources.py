@@ -59,6 +59,16 @@ def test_recbole_repeated_pairs_keep_the_earliest_and_dedup_false_keeps_them(tmp
     assert len(u0) == 6 and u0[u0.split == 2].ts.tolist() == [2000] and ds.meta["repeated_pairs_dropped"] == 0
 
 
+def test_mmrec_duplicated_rows_never_make_valid_a_copy_of_test(tmp_path):
+    rows = [f"{u}\t{k}\t5\t{1000 + 10 * k}\n" for u in range(10) for k in range(5)]
+    d = mmrec_dir(tmp_path, inter="userID\titemID\trating\ttimestamp\n" + "".join(r + r for r in rows), n_items=5)
+    ds = load_prepared(prepare_mmrec(MMRecConfig(dir=str(d), out=str(tmp_path / "o"), split="leave-last-out")))
+    inter = ds.interactions
+    valid, test = inter[inter.split == 1].set_index("user"), inter[inter.split == 2].set_index("user")
+    assert len(valid) == len(test) == 10 and (valid.item != test.item).all()
+    assert ds.meta["duplicate_rows_dropped"] == len(rows)
+
+
 # ----------------------------------------------------------------------------- §4 timestamps
 @pytest.mark.parametrize("bad_ts", ["inf", "1e30", "-inf"])
 def test_recbole_non_finite_or_huge_timestamp_is_a_counted_bad_row(tmp_path, bad_ts):
