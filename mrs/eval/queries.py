@@ -101,6 +101,10 @@ def build_queries(dataset: PreparedDataset, split: str = "valid", query: str = "
     truth = Csr.from_pairs(q_of_row, it, len(q_users))
     keep = truth.lengths() > 0
     n_dropped_queries = int((~keep).sum())
+    if not keep.any():  # nothing to rank: an empty (0, k) ranking would crash the evaluation
+        raise MrsError(f"{dataset.root / 'interactions.parquet'}: no {split!r} query is left: all "
+                       f"{n_dropped_seen} held-out rows are items their users already have in an earlier "
+                       f"split (duplicated rows?); re-prepare the dataset, or set eval.mask_repurchase=false")
     if n_dropped_queries:
         q_users, q_modes = q_users[keep], q_modes[keep]
         pos, cols = truth.gather(np.flatnonzero(keep))

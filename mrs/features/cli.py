@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         q.add_argument("--no-progress", action="store_true")
         if modality == "text":
             q.add_argument("--max-length", type=int, default=128, help="tokens kept per item")
-            q.add_argument("--dim", type=int, default=256, help="tfidf: TruncatedSVD dimensions")
+            q.add_argument("--dim", type=int, default=256, help="tfidf: SVD dimensions (fewer when the TF-IDF matrix has a lower rank: warned)")
         else:
             q.add_argument("--image-root", default=None, help="default: dataset.json image_root, else the dataset dir")
             q.add_argument("--weights", default=None, help="local checkpoint file for a timm model")

@@ -9,12 +9,15 @@ dimensions and L2-normalised, written to the same HDF5 / LMDB stores as the neur
 where :math:`V_k` holds the top ``k`` right singular vectors of the item × term TF-IDF matrix
 (sublinear tf, unigrams and bigrams, terms in at least 2 items). The fit is over the whole
 catalogue at once (TF-IDF is a corpus statistic), so there are no resumable chunks or shards:
-it takes seconds. Items with empty text are stored as absent (the reader fills them).
+it takes seconds. Items with empty text, or with no term that survives ``min_df``, are stored as
+absent (the reader fills them); with fewer texts or terms than ``dim`` the store has the matrix's
+rank as its dimension (warned).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,16 +26,25 @@ import pandas as pd
 
 from mrs.errors import MrsError
 
+log = logging.getLogger(__name__)
 
-def tfidf_features(texts: list[str], dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(features (n, k) float32 unit rows, present (n,) bool, version)``; ``k = min(dim, terms - 1)``."""
+
+def tfidf_features(texts: list[str], dim: int, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, str, dict[str, np.ndarray]]:
+    """``(features (n, k) float32, present (n,) bool, version, {problem: item positions})``.
+
+    Every present row is unit-norm. ``k = dim`` unless the TF-IDF matrix has a smaller rank (few
+    texts or terms): then ``k`` is that rank (an exact SVD, so no text is projected to zero) and
+    a warning says why. A text none of whose terms survives (``min_df=2``: words no other item
+    has) has no vector: it is absent (``no_usable_terms``), never a zero row marked present, which
+    the reader would refuse as damaged.
+    """
     import sklearn
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    present = np.array([bool(t and t.strip()) for t in texts])
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    docs = [t for t, p in zip(texts, present) if p]
+    has_text = np.array([bool(t and t.strip()) for t in texts], dtype=bool)
+    docs = [t for t, p in zip(texts, has_text) if p]
     if len(docs) < 2:
         raise MrsError(f"tfidf: {len(docs)} items with text; need at least 2")
     vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2 if len(docs) > 20 else 1)
@@ -40,12 +52,40 @@ def tfidf_features(texts: list[str], dim: int, seed: int = 0) -> tuple[np.ndarra
         x = vec.fit_transform(docs)                                            # (n_present, terms) sparse
     except ValueError as e:  # e.g. only stop words
         raise MrsError(f"tfidf: {e}") from None
-    k = max(1, min(dim, x.shape[1] - 1, x.shape[0] - 1))
-    z = TruncatedSVD(n_components=k, random_state=seed).fit_transform(x)       # (n_present, k)
-    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    out[present, :k] = z
-    version = f"scikit-learn {sklearn.__version__}; tfidf(sublinear, 1-2 grams) + TruncatedSVD({k})"
-    return out[:, :k], present, version
+    if min(x.shape) <= dim:   # rank <= dim: the exact SVD keeps every direction a text can have
+        z, how = _exact_svd(x), "exact SVD"
+    else:
+        z, how = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(x), "TruncatedSVD"
+    k = z.shape[1]
+    if k < dim:
+        log.warning("tfidf: dim %d < the requested %d: the TF-IDF matrix of %d texts x %d terms has rank %d",
+                    k, dim, x.shape[0], x.shape[1], k)
+    norms = np.linalg.norm(z, axis=1)                                          # (n_present,)
+    usable = np.asarray(x.getnnz(axis=1) > 0)
+    # a text with terms but (almost) no weight in the top-k directions: no direction to normalise
+    projected = norms > 1e-6 * np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    idx = np.flatnonzero(has_text)                                             # item position of each doc
+    problems = {"no_usable_terms": idx[~usable], "outside_svd_components": idx[usable & ~projected]}
+    present = np.zeros(len(texts), dtype=bool)
+    present[idx[usable & projected]] = True
+    out = np.zeros((len(texts), k), dtype=np.float32)
+    keep = usable & projected
+    out[idx[keep]] = z[keep] / norms[keep, None]
+    version = f"scikit-learn {sklearn.__version__}; tfidf(sublinear, 1-2 grams) + {how}({k})"
+    return out, present, version, {name: v for name, v in problems.items() if len(v)}
+
+
+def _exact_svd(x) -> np.ndarray:
+    """``U S`` (= ``X V``) of the sparse ``x`` over its nonzero singular values, from the Gram
+    matrix of its smaller side (at most ``dim`` x ``dim``); columns by decreasing singular value."""
+    small_rows = x.shape[0] <= x.shape[1]
+    g = (x @ x.T if small_rows else x.T @ x).toarray().astype(np.float64)     # (m, m)
+    w, v = np.linalg.eigh(g)                                                   # ascending
+    w, v = w[::-1], v[:, ::-1]
+    keep = w > max(w[0], 0.0) * 1e-10                                          # rank; s**2 > (1e-5 s_max)**2
+    w, v = w[keep], v[:, keep]
+    z = v * np.sqrt(w) if small_rows else np.asarray(x @ v)                    # (n, rank)
+    return np.ascontiguousarray(z)
 
 
 def extract_tfidf(root: Path, cfg, items: pd.DataFrame, items_ck: str, out: Path) -> dict:
@@ -57,8 +97,9 @@ def extract_tfidf(root: Path, cfg, items: pd.DataFrame, items_ck: str, out: Path
     if cfg.shard not in (None, "", "0/1"):
         raise MrsError("--shard: the tfidf encoder fits the whole catalogue at once; drop --shard")
     texts, ok = _texts_ok(items["text"].tolist())
-    feats, present, version = tfidf_features(texts, cfg.dim, seed=0)
+    feats, present, version, problems = tfidf_features(texts, cfg.dim, seed=0)
     ids = items["item_id"].astype(str).tolist()
+    problems = {"empty_text": np.flatnonzero(~ok), **problems}
     digest = hashlib.sha256("\x00".join(t if o else "" for t, o in zip(texts, ok)).encode()).hexdigest()
     meta = {"modality": "text", "encoder": "tfidf", "encoder_version": version, "normalisation": "l2",
             "items_checksum": items_ck, "input_checksum": digest, "shard": "",
@@ -67,9 +108,8 @@ def extract_tfidf(root: Path, cfg, items: pd.DataFrame, items_ck: str, out: Path
     write_store(out, ids, feats, present, meta, dtype=cfg.dtype)
     report = {"store": str(out), "modality": "text", "encoder": "tfidf", "items": len(ids),
               "present": int(present.sum()), "missing": int((~present).sum()),
-              "problems": ({"empty_text": {"count": int((~present).sum()),
-                                           "first_ids": [ids[j] for j in np.flatnonzero(~present)[:10]]}}
-                           if (~present).any() else {}),
+              "problems": {kind: {"count": len(rows), "first_ids": [ids[j] for j in rows[:10]]}
+                           for kind, rows in problems.items() if len(rows)},
               "dim": int(feats.shape[1])}
     write_json_atomic(report_path(out), report)
     print_report(report)

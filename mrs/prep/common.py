@@ -121,6 +121,9 @@ def require_nonnegative(cfg: object, keys: Sequence[str], source: str) -> None:
 
 BOM = b"\xef\xbb\xbf"          # UTF-8 byte order mark some editors (Excel) put first
 SECONDS_BELOW = 10 ** 11        # as ms that is 1973-03-03; as s, year 5138: smaller values are seconds
+# Float timestamps (RecBole, MMRec) become int64: beyond 2**53 a float is no longer an exact integer
+# and 1e30 or inf would wrap to -2**63 in the cast, so larger values are malformed rows.
+TIMESTAMP_LIMIT = float(2 ** 53)
 
 
 def timestamps_to_seconds(ts: np.ndarray, unit: str, where: str) -> tuple[np.ndarray, str]:
@@ -162,6 +165,40 @@ def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes 0..n-1 in order of first appearance, and the unique raw values."""
     codes, uniques = pd.factorize(values, sort=False)
     return codes.astype(np.int64), np.asarray(uniques)
+
+
+def drop_repeats(df: pd.DataFrame, user: str, item: str, dedup: bool, given_split: str | None,
+                 where: str) -> tuple[pd.DataFrame, dict]:
+    """``df`` without repeated interactions, and their counts (``dataset.json`` keys).
+
+    A row equal to an earlier one in ``user``, ``item`` and ``timestamp`` (the same event listed
+    twice) is always dropped: leave-last-out would otherwise make a user's valid row a copy of the
+    test row. ``dedup`` also drops later rows of a (user, item) pair, the earliest by time
+    surviving, as the Amazon sources do. With a split given in column ``given_split`` (a benchmark's
+    files, MMRec's ``x_label``) rows are deduplicated within a split only, and an event in two
+    splits is kept but warned about.
+    """
+    order = df.sort_values("timestamp", kind="stable").index if "timestamp" in df else df.index
+    srt = df.loc[order]
+    event = [user, item, *(["timestamp"] if "timestamp" in df else [])]
+    within = [given_split] if given_split else []
+    same = srt.duplicated(event + within).to_numpy()
+    pair = srt.duplicated([user, item] + within).to_numpy() & ~same if dedup else np.zeros(len(srt), bool)
+    counts = {"duplicate_rows_dropped": int(same.sum()), "repeated_pairs_dropped": int(pair.sum())}
+    if counts["duplicate_rows_dropped"]:
+        log.warning("%s: dropped %d rows identical to an earlier row (user, item%s)", where,
+                    counts["duplicate_rows_dropped"], ", timestamp" if "timestamp" in df else "")
+    if counts["repeated_pairs_dropped"]:
+        log.info("%s: dropped %d repeated (user, item) pairs (dedup; the earliest row is kept)", where,
+                 counts["repeated_pairs_dropped"])
+    kept = df.drop(index=srt.index[same | pair])
+    if given_split:
+        across = int(kept.duplicated(event).sum())
+        if across:
+            log.warning("%s: %d events appear in two splits (kept as given)", where, across)
+            counts["events_in_two_splits"] = across
+    nonempty(len(kept), "dropping repeated rows")
+    return kept.reset_index(drop=True), counts
 
 
 def kcore(user: np.ndarray, item: np.ndarray, k: int, max_iter: int = 100) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -47,7 +47,8 @@ def index_column(names: Sequence[str]) -> str | None:
 def read_csv_typed(path: Path, types: dict[str, pa.DataType], bad: BadRows, required: Sequence[str],
                    nonempty: Sequence[str] = (), block_size: int = 1 << 26,
                    newlines_in_values: bool = False, delimiter: str = ",",
-                   names: Sequence[str] | None = None) -> pa.Table:
+                   names: Sequence[str] | None = None, limits: Mapping[str, float] | None = None,
+                   line_numbers: bool = False) -> pa.Table:
     """Read the ``types`` columns present in ``path`` (header row; other columns ignored).
 
     ``required`` columns must be in the header (else a one-line ``MrsError``); rows with an empty
@@ -55,6 +56,10 @@ def read_csv_typed(path: Path, types: dict[str, pa.DataType], bad: BadRows, requ
     ``newlines_in_values``: quoted fields may span lines (free text); slower, and the reported line
     numbers then count records, not physical lines. ``delimiter``: ``"\t"`` for tab-separated
     files; ``names``: column names to use instead of the header row's (which is still skipped).
+    ``limits``: ``{numeric column: bound}``; a value that is inf or beyond ``±bound`` (``1e30``
+    seconds, which an int64 cast would wrap to -2**63) is dropped and counted like an unparseable
+    one. ``line_numbers``: add a ``__line__`` int64 column, each kept row's 1-based file line, so a
+    caller can name the row of a value it refuses.
     """
     names = list(names) if names is not None else read_header(path, delimiter)
     if index_column(names) is not None:
@@ -116,7 +121,15 @@ def read_csv_typed(path: Path, types: dict[str, pa.DataType], bad: BadRows, requ
             empty = _empty_mask(col)
             _count(empty & ~drop, f"empty {name}", bad, lines)
             drop |= empty
+        if limits and name in limits:
+            v = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)   # null -> nan
+            with np.errstate(invalid="ignore"):
+                off = np.isinf(v) | (np.abs(v) > limits[name])
+            _count(off & ~drop, f"{name} infinite or beyond ±{limits[name]:.3g}", bad, lines)
+            drop |= off
         columns[name] = col
+    if line_numbers:
+        columns["__line__"] = pa.array(_line_numbers(np.arange(table.num_rows), lines))
     table = pa.table(columns)
     return table.filter(pa.array(~drop)) if drop.any() else table
 

@@ -34,7 +34,11 @@ def http_get(url: str, timeout: float, max_bytes: int, user_agent: str) -> bytes
     seconds in total; ``FetchError`` otherwise."""
     deadline = time.monotonic() + timeout
     for _ in range(MAX_REDIRECTS + 1):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - parsed lazily: a port like ":x" raises only here
+        except ValueError as e:  # ``http://[::1``, a bad port
+            raise FetchError(f"bad URL ({e})") from None
         if parts.scheme.lower() not in SCHEMES:
             raise FetchError(f"unsupported URL scheme {parts.scheme or '(none)'!r}: only http and https "
                              f"are fetched")
@@ -58,22 +62,29 @@ def _get_once(parts, deadline: float, timeout: float, max_bytes: int, user_agent
     except (ValueError, http.client.InvalidURL) as e:  # a malformed port, say
         raise FetchError(f"bad URL ({e})") from None
     expired = threading.Event()
+    opened: list[socket.socket] = []   # the socket, kept: http.client drops ``conn.sock`` as soon as a
+    # response will close the connection (HTTP/1.0, ``Connection: close``) while the body still
+    # comes through it, and the watchdog must still be able to shut it
 
     def watchdog() -> None:
         # socket timeouts bound each recv, not their sum: this bounds the whole request
         expired.set()
-        sock = conn.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        for sock in (*opened, conn.sock):
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     timer = threading.Timer(remaining, watchdog)
     timer.daemon = True
     timer.start()
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.connect()
+        opened.append(conn.sock)
+        if expired.is_set():  # the deadline passed while connecting, before the socket was known
+            raise TimeoutError
         conn.request("GET", path, headers={"User-Agent": user_agent, "Accept-Encoding": "identity"})
         resp = conn.getresponse()
         if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):

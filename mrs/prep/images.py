@@ -6,11 +6,13 @@ errors, timeouts, truncated bodies, 5xx, 408 and 429 (other 4xx fail at once). E
 checked (complete, decodes) and written to a temporary file and renamed, so a killed run leaves no
 half image; files already present are skipped, so re-running resumes. Bytes that are not a whole
 image (an HTML error page, a cut body) count as a failure, as does any error of one URL: the run
-goes on. Every image path must resolve inside the image root. At the end ``items.parquet`` gets ``image`` (path relative to the image root) for
+goes on. Every image path must resolve inside the image root, and every item id has its own
+file (:func:`local_name`). At the end ``items.parquet`` gets ``image`` (path relative to the image root) for
 every present file and the failures go to ``image_failures.json``, both written atomically.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -45,12 +47,34 @@ class DownloadConfig:
 
 
 def local_name(item_id: str, url: str) -> str:
-    """``ab/<safe id>.<ext>``: two-character buckets keep directories small; ext from the URL."""
+    """``ab/<safe id>.<ext>``: two-character buckets keep directories small; ext from the URL.
+
+    Injective over item ids: an id made only of ``[A-Za-z0-9._-]`` is its own file name (so files
+    of earlier runs stay usable), any other id gets ``~`` and a hash of the id appended, a
+    character no unescaped name has, so ``shirt/red`` and ``shirt_red`` never share a picture.
+    """
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", item_id)
     bucket = safe[-2:] if safe[-2:].strip(".") else "_" * len(safe[-2:])  # never "." or ".."
-    ext = PurePosixPath(urlparse(url).path).suffix.lower()
+    if safe != item_id:
+        safe += "~" + hashlib.sha256(item_id.encode()).hexdigest()[:12]
+    try:
+        ext = PurePosixPath(urlparse(url).path).suffix.lower()
+    except ValueError:  # a malformed URL (``http://[::1``): fetching it fails and is reported
+        ext = ""
     ext = ext if re.fullmatch(r"\.[a-z0-9]{2,5}", ext or "") else ".jpg"
     return f"{bucket}/{safe}{ext}"
+
+
+def shared_old_names(item_ids: list[str], urls: list) -> set[str]:
+    """Names that several ids shared before :func:`local_name` was injective (``shirt/red`` and
+    ``shirt_red`` both ``ed/shirt_red.jpg``): which item's picture such a file holds is unknown,
+    so the id that still uses the name fetches it again."""
+    seen: dict[str, int] = {}
+    for item_id, url in zip(item_ids, urls):
+        if isinstance(url, str) and url:
+            name = local_name(re.sub(r"[^A-Za-z0-9._-]", "_", item_id), url)
+            seen[name] = seen.get(name, 0) + 1
+    return {n for n, c in seen.items() if c > 1}
 
 
 def fetch(url: str, dest: Path, cfg: DownloadConfig) -> str | None:
@@ -120,7 +144,9 @@ def download_images(cfg: DownloadConfig) -> dict:
     todo, present = [], 0
     names: list[str | None] = []
     failures: list[dict] = []
-    for item_id, url in zip(items["item_id"].astype(str), items["image_url"]):
+    ids = items["item_id"].astype(str).tolist()
+    refetch = shared_old_names(ids, items["image_url"].tolist())
+    for item_id, url in zip(ids, items["image_url"]):
         if not isinstance(url, str) or not url:
             names.append(None)
             continue
@@ -131,7 +157,7 @@ def download_images(cfg: DownloadConfig) -> dict:
                              f"{image_root_abs}"})
             continue
         names.append(name)
-        if (image_root_abs / name).is_file():
+        if (image_root_abs / name).is_file() and name not in refetch:
             present += 1
         else:
             todo.append((item_id, url, name))

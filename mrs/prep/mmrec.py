@@ -14,8 +14,11 @@ and ``features/text-mmrec.h5`` (float32, rows as given: MMRec's features are not
 
 Bad input (one-line errors naming file and column): no ``x_label`` with ``split: x_label``;
 a feature file whose row count differs from the item count (``max itemID + 1``); NaN or inf
-in a feature file; a missing ``userID``/``itemID`` column. Malformed rows are skipped and
-counted (``max_bad_frac``). A prepare that fails leaves no output directory.
+in a feature file, or one that is not of a real number type (strings, complex); a missing
+``userID``/``itemID`` column; an id at or beyond the row count of the file (or of a feature file,
+if larger), which cannot be dense (the error names its line). Malformed rows (infinite or
+beyond-2**53 timestamps included) are skipped and counted (``max_bad_frac``). A prepare that
+fails leaves no output directory.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import pyarrow as pa
 
 from mrs.data.prepared import items_checksum, write_prepared
 from mrs.errors import MrsError
-from mrs.prep.common import BadRows, input_checksum, log, nonempty, require_file
+from mrs.prep.common import TIMESTAMP_LIMIT, BadRows, drop_repeats, input_checksum, log, nonempty, require_file
 from mrs.prep.csvread import read_csv_typed, read_header
 from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
@@ -47,10 +50,34 @@ class MMRecConfig:
     split: Literal["x_label", "mmrec", "leave-last-out"] = "x_label"  # x_label keeps MMRec's split
     seed: int = 2023                            # seeds split=mmrec
     features: bool = True                       # convert image_feat.npy / text_feat.npy
+    dedup: bool = True                          # keep only the earliest row of a (user, item) pair (within an x_label split)
     max_bad_frac: float = 0.01                  # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"  # input checksum (stat: size+mtime)
     overwrite: bool = False                     # replace an earlier prepared dataset at out (its features/ and images/ stay)
     discard_derived: bool = False              # with overwrite: also delete its features/, images/ and cache/
+
+
+def check_dense(df: pd.DataFrame, path: Path, limit: int) -> None:
+    """MMRec's ids are dense and 0-based: ``n = max id + 1`` rows are allocated for them. An id at
+    or beyond ``limit`` (the row count of the file, or of a feature file if larger) cannot be
+    dense; one stray ``20000000`` would otherwise make 20M items. A one-line error naming its line."""
+    for col in ("userID", "itemID"):
+        v = df[col].to_numpy()
+        far = np.flatnonzero(v >= limit)
+        if len(far):
+            j = far[np.argmax(v[far])]
+            raise MrsError(f"{path}:{int(df['__line__'].iloc[j])}: {col} {int(v[j])} is far beyond the "
+                           f"{limit} ids a dense 0-based file of {len(df)} rows can have ({len(far)} such "
+                           f"rows); MMRec ids must be 0..n-1: fix or drop the row")
+
+
+def npy_rows(path: Path) -> int:
+    """Rows of an ``.npy`` file from its header (0 when unreadable: :func:`check_feature_file` says why)."""
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return 0
+    return int(x.shape[0]) if x.ndim else 0
 
 
 def check_feature_file(path: Path, n_items: int) -> np.ndarray:
@@ -60,6 +87,8 @@ def check_feature_file(path: Path, n_items: int) -> np.ndarray:
         x = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
         raise MrsError(f"{path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+    if x.dtype.kind not in "fiu":  # strings would fail the float cast; complex would lose its imaginary part
+        raise MrsError(f"{path}: dtype {x.dtype} is not a real number type (features must be float or int)")
     if x.ndim != 2 or x.shape[0] != n_items:
         raise MrsError(f"{path}: {x.shape[0] if x.ndim else 0} feature rows for {n_items} items "
                        f"(shape {tuple(x.shape)}; row = itemID, so rows must equal max itemID + 1)")
@@ -98,7 +127,8 @@ def prepare_mmrec(cfg: MMRecConfig) -> Path:
     bad = BadRows(str(path), max_frac=cfg.max_bad_frac)
     types = {"userID": pa.int64(), "itemID": pa.int64(), "timestamp": pa.float64(), "x_label": pa.int64()}
     table = read_csv_typed(path, types, bad, required=("userID", "itemID"),
-                           nonempty=[c for c in types if c in header], delimiter="\t")
+                           nonempty=[c for c in types if c in header], delimiter="\t",
+                           limits={"timestamp": TIMESTAMP_LIMIT}, line_numbers=True)
     df = table.to_pandas()
     for col in ("userID", "itemID"):
         neg = df[col].to_numpy() < 0
@@ -112,6 +142,10 @@ def prepare_mmrec(cfg: MMRecConfig) -> Path:
             df = df[~off]
     bad.check()
     nonempty(len(df), f"reading {path}")
+    df, repeats = drop_repeats(df, "userID", "itemID", cfg.dedup,
+                               given_split="x_label" if cfg.split == "x_label" else None, where=str(path))
+    feature_rows = [npy_rows(root / f) for f in FEATURE_FILES.values() if cfg.features and (root / f).is_file()]
+    check_dense(df, path, max([len(df), *feature_rows]))
     user = df["userID"].to_numpy(np.int64)
     item = df["itemID"].to_numpy(np.int64)
     n_users, n_items = int(user.max()) + 1, int(item.max()) + 1
@@ -137,7 +171,7 @@ def prepare_mmrec(cfg: MMRecConfig) -> Path:
     checksum, kind = input_checksum(inputs, cfg.checksum)
     out = write_prepared(cfg.out, inter, items, users, name=name, source="mmrec", modes={},
                          params=asdict(cfg), input_checksum=checksum,
-                         extra={"input_checksum_kind": kind, "bad_rows": {path.name: bad.summary()},
+                         extra={"input_checksum_kind": kind, "bad_rows": {path.name: bad.summary()}, **repeats,
                                 "features": {m: FEATURE_FILES[m] for m in arrays}}, carry=carry)
     try:
         write_feature_stores(out, arrays, ids, "mmrec")

@@ -11,9 +11,12 @@ allowed). Types: ``token``, ``token_seq`` (space-separated tokens), ``float``, `
   text (``field: value`` joined by ``. ``), which ``mrs features text`` reads.
 - ``NAME.user``: read for its header check; user attributes are kept in ``users.parquet``.
 
-Bad input, as for the other sources: a header field without ``:type`` or with an unknown type,
-a missing ``user_id``/``item_id`` column (one-line errors naming the file and column); malformed
-rows are skipped and counted (fail above ``max_bad_frac``). Nothing is written on failure.
+Bad input, as for the other sources: a header field without ``:type``, with an unknown type or
+given twice, a missing ``user_id``/``item_id`` column (one-line errors naming the file and column);
+malformed rows (an empty id, an unparseable, infinite or beyond-2**53 timestamp) are skipped and
+counted (fail above ``max_bad_frac``). Repeated rows are dropped and counted
+(:func:`mrs.prep.common.drop_repeats`).
+Nothing is written on failure.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ import pyarrow as pa
 
 from mrs.data.prepared import write_prepared
 from mrs.errors import MrsError
-from mrs.prep.common import BadRows, factorize, input_checksum, log, nonempty, require_file
+from mrs.prep.common import (TIMESTAMP_LIMIT, BadRows, drop_repeats, factorize, input_checksum, log, nonempty,
+                             require_file)
 from mrs.prep.csvread import read_csv_typed, read_header
 from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
@@ -43,6 +47,7 @@ class RecBoleConfig:
     name: str = ""                              # NAME; default: the folder's name
     split: Literal["leave-last-out", "mmrec"] = "leave-last-out"  # when there is no .train/.valid/.test trio
     seed: int = 2023                            # seeds split=mmrec
+    dedup: bool = True                          # keep only the earliest row of a (user, item) pair (counted)
     max_bad_frac: float = 0.01                  # fail when more malformed rows than this
     checksum: Literal["auto", "sha256", "stat"] = "auto"  # input checksum (stat: size+mtime)
     overwrite: bool = False                     # replace an earlier prepared dataset at out (its features/ and images/ stay)
@@ -60,6 +65,9 @@ def parse_header(path: Path) -> tuple[list[str], dict[str, str]]:
         if tp not in TYPES:
             raise MrsError(f"{path}: header column {col.strip()!r}: unknown type {tp!r} "
                            f"(one of {', '.join(TYPES)})")
+        if field in types:  # pandas/pyarrow would silently keep one of the two columns
+            raise MrsError(f"{path}: header field {field!r} appears twice "
+                           f"({field}:{types[field]} and {col.strip()}); rename or drop one")
         names.append(field)
         types[field] = tp
     return names, types
@@ -71,8 +79,9 @@ def read_atomic(path: Path, bad: BadRows, required: tuple[str, ...]) -> tuple[pd
     for col in required:
         if col not in types:
             raise MrsError(f"{path}: missing required column {col!r} (found: {', '.join(names)})")
+    limits = {"timestamp": TIMESTAMP_LIMIT} if types.get("timestamp") == "float" else None
     table = read_csv_typed(path, {n: TYPES[types[n]] for n in names}, bad, required=required,
-                           nonempty=required, delimiter="\t", names=names)
+                           nonempty=required, delimiter="\t", names=names, limits=limits)
     return table.to_pandas(), types
 
 
@@ -110,6 +119,8 @@ def prepare_recbole(cfg: RecBoleConfig) -> Path:
         frames.append(df.assign(__split=label if len(paths) == 3 else 0))
     df = pd.concat(frames, ignore_index=True)
     nonempty(len(df), f"reading {', '.join(str(p) for p in paths)}")
+    df, repeats = drop_repeats(df, "user_id", "item_id", cfg.dedup, given_split="__split" if len(paths) == 3 else None,
+                               where=str(paths[0].parent / name))
 
     item_path, user_path = root / f"{name}.item", root / f"{name}.user"
     item_df = user_df = None
@@ -152,7 +163,7 @@ def prepare_recbole(cfg: RecBoleConfig) -> Path:
     checksum, kind = input_checksum(inputs, cfg.checksum)
     out = write_prepared(cfg.out, inter, items, users, name=name, source="recbole", modes={},
                          params=asdict(cfg), input_checksum=checksum,
-                         extra={"input_checksum_kind": kind, "bad_rows": bads,
+                         extra={"input_checksum_kind": kind, "bad_rows": bads, **repeats,
                                 "split_from": "files" if len(paths) == 3 else cfg.split,
                                 "items_without_metadata": int((items["text"] == "").sum())}, carry=carry)
     log.info("%s: %d users, %d items, %d interactions -> %s", name, len(user_ids), len(item_ids), len(inter), out)

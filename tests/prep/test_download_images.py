@@ -85,7 +85,7 @@ def test_download_retries_failures_report_and_resume(tmp_path, server):
         "D4": "HTTP 404", "E5": fails["failures"][1]["error"], "F6": "response is not an image"}
     assert "timed out" in fails["failures"][1]["error"].lower() or "timeout" in fails["failures"][1]["error"].lower()
     ds = load_prepared(d)
-    assert ds.items.image.tolist()[:3] == ["A1/A1.jpg", "_2/B_2.png", "C3/C3.jpg"]
+    assert ds.items.image.tolist()[:3] == ["A1/A1.jpg", "_2/B_2~243b57d580ed.png", "C3/C3.jpg"]  # B/2 is escaped: hashed
     assert ds.items.image.iloc[3:].isna().all()
     assert (d / "images" / "A1" / "A1.jpg").read_bytes() == JPEG
     assert not list((d / "images").rglob(".*tmp*"))                                 # no partial files
@@ -100,7 +100,7 @@ def test_download_retries_failures_report_and_resume(tmp_path, server):
 
 
 def test_local_name_is_safe():
-    assert local_name("B0/../x", "http://h/p/img.JPEG?x=1") == "_x/B0_.._x.jpeg"
+    assert local_name("B0/../x", "http://h/p/img.JPEG?x=1") == "_x/B0_.._x~a41f93b0d9c2.jpeg"
     assert local_name("A", "http://h/noext") == "A/A.jpg"
 
 
