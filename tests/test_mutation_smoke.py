@@ -42,8 +42,8 @@ MUTANTS = [
                 "            to_csr(items[keep], users[keep], w, (n_items, n_users)))\n"),
            tests=("tests/models/test_graph.py",)),
     # 2. The L2 term on the CP mode factor rows (regularised towards one) is dropped from the loss.
-    Mutant("no-l2-on-mode-rows", "mrs/models/model.py",
-           old="*(m - 1.0 for m in self.scorer.mode_rows(batch.modes))]",
+    Mutant("no-l2-on-mode-rows", "mrs/models/objective.py",
+           old="*(m - 1.0 for m in model.scorer.mode_rows(p.modes))]",
            new="]",
            tests=("tests/models/test_cp.py",)),
     # 3. The bootstrap ignores its confidence level: α hard-coded to 0.05 (always a 90% interval).
