@@ -1,4 +1,4 @@
-"""``mrs features text|image|merge|list``: phase 1 from the command line."""
+"""``mrs features text|image|attributes|merge|list``: phase 1 from the command line."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from mrs.errors import MrsError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("features", help="extract text / image features into HDF5 or LMDB stores")
-    sub = p.add_subparsers(dest="features_command", metavar="{text,image,merge,list}")
+    sub = p.add_subparsers(dest="features_command", metavar="{text,image,attributes,merge,list}")
     for modality in ("text", "image"):
         q = sub.add_parser(modality, help=f"extract {modality} features of a prepared dataset")
         q.add_argument("--dataset", required=True, help="prepared dataset directory")
@@ -32,6 +32,15 @@ def register(subparsers) -> None:
             q.add_argument("--weights", default=None, help="local checkpoint file for a timm model")
             q.add_argument("--workers", type=int, default=-1, help="decoding processes (-1: cores - 1)")
         q.set_defaults(func=_extract, modality=modality)
+    a = sub.add_parser("attributes", help="multi-hot item attributes -> TruncatedSVD (features/attributes-svd.h5)")
+    a.add_argument("--dataset", required=True, help="prepared dataset with an 'attributes' item column "
+                   "(mrs prepare amazon2014 --attributes FILE)")
+    a.add_argument("--dim", type=int, default=64, help="SVD dimensions (fewer when the multi-hot matrix "
+                   "has a lower rank: warned)")
+    a.add_argument("--store", choices=["h5", "lmdb"], default="h5")
+    a.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    a.add_argument("--out", default=None, help="store path (default <dataset>/features/attributes-svd.<store>)")
+    a.set_defaults(func=_extract_attributes)
     m = sub.add_parser("merge", help="join shard stores into one store")
     m.add_argument("shards", nargs="*", help="shard stores (or use --dataset and --name)")
     m.add_argument("--dataset", default=None)
@@ -53,6 +62,14 @@ def _extract(args: argparse.Namespace) -> int:
                         **({"max_length": args.max_length, "dim": args.dim} if args.modality == "text" else
                            {"image_root": args.image_root, "weights": args.weights, "workers": args.workers}))
     extract(args.dataset, cfg, progress=not args.no_progress)
+    return 0
+
+
+def _extract_attributes(args: argparse.Namespace) -> int:
+    from mrs.features.extract import ExtractConfig, extract
+
+    extract(args.dataset, ExtractConfig(modality="attributes", dim=args.dim, store=args.store,
+                                        dtype=args.dtype, out=args.out), progress=False)
     return 0
 
 

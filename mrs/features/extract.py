@@ -34,14 +34,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ExtractConfig:
-    modality: Literal["text", "image"] = "text"
-    encoder: str = ""            # "" -> minilm (text) / efficientnet_lite0 (image)
+    modality: Literal["text", "image", "attributes"] = "text"
+    encoder: str = ""            # "" -> minilm (text) / efficientnet_lite0 (image) / svd (attributes)
     store: Literal["h5", "lmdb"] = "h5"
     dtype: Literal["float16", "float32"] = "float16"  # float16 halves disk and read time
     batch_size: int = 64         # items per encoder call
     chunk_size: int = 1024       # items per resumable chunk (a multiple of batch_size is best)
     max_length: int = 128        # text: tokens kept per item
-    dim: int = 256               # text, encoder tfidf: TruncatedSVD dimensions
+    dim: int = 256               # text, encoder tfidf, and attributes: TruncatedSVD dimensions
     image_root: str | None = None  # image: default dataset.json["image_root"], else the dataset dir
     weights: str | None = None   # image: local checkpoint for a timm model
     pretrained: bool = True      # image: False gives a random-init model (tests only)
@@ -51,7 +51,8 @@ class ExtractConfig:
     out: str | None = None       # default <dataset>/features/<modality>-<encoder>.<store>
 
     def encoder_name(self) -> str:
-        return self.encoder or ("minilm" if self.modality == "text" else "efficientnet_lite0")
+        default = {"text": "minilm", "image": "efficientnet_lite0", "attributes": "svd"}
+        return self.encoder or default[self.modality]
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -102,10 +103,11 @@ def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool =
     if not (root / "items.parquet").is_file():
         raise MrsError(f"{root / 'items.parquet'}: missing (is {root} a prepared dataset?)")
     items = pd.read_parquet(root / "items.parquet")
-    col = "text" if cfg.modality == "text" else "image"
+    col = cfg.modality  # the items.parquet column each modality reads
     for c in ("item_id", col):
         if c not in items:
-            raise MrsError(f"{root / 'items.parquet'}: no {c!r} column (needed for {cfg.modality} features)")
+            hint = "; prepare with `mrs prepare amazon2014 --attributes FILE`" if c == "attributes" else ""
+            raise MrsError(f"{root / 'items.parquet'}: no {c!r} column (needed for {cfg.modality} features){hint}")
     from mrs.data.prepared import items_checksum
 
     ids = items["item_id"].astype(str).tolist()
@@ -120,11 +122,14 @@ def extract(dataset_dir: str | os.PathLike, cfg: ExtractConfig, progress: bool =
         if not Path(image_root).is_dir():
             raise MrsError(f"--image-root {image_root}: not a directory")
 
-    if cfg.modality == "text" and cfg.encoder == "tfidf":  # a corpus fit, not a per-item encoder
+    if cfg.modality == "attributes" or (cfg.modality == "text" and cfg.encoder == "tfidf"):
+        # a corpus fit, not a per-item encoder
+        from mrs.features.attributes import extract_attributes
         from mrs.features.tfidf import extract_tfidf
         if cfg.dim < 1:
             raise MrsError(f"--dim: must be >= 1, got {cfg.dim}")
-        return extract_tfidf(root, cfg, items, items_ck, out)
+        fit = extract_attributes if cfg.modality == "attributes" else extract_tfidf
+        return fit(root, cfg, items, items_ck, out)
     if cfg.device == "auto" and not torch.cuda.is_available():
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     from mrs.device import resolve_device

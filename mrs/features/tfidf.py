@@ -40,7 +40,6 @@ def tfidf_features(texts: list[str], dim: int, seed: int = 0
     the reader would refuse as damaged.
     """
     import sklearn
-    from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     has_text = np.array([bool(t and t.strip()) for t in texts], dtype=bool)
@@ -52,27 +51,47 @@ def tfidf_features(texts: list[str], dim: int, seed: int = 0
         x = vec.fit_transform(docs)                                            # (n_present, terms) sparse
     except ValueError as e:  # e.g. only stop words
         raise MrsError(f"tfidf: {e}") from None
-    if min(x.shape) <= dim:   # rank <= dim: the exact SVD keeps every direction a text can have
+    z, keep, problems, how = svd_unit_rows(x, dim, seed, ("tfidf", "TF-IDF", "texts", "terms"))
+    idx = np.flatnonzero(has_text)                                             # item position of each doc
+    out = np.zeros((len(texts), z.shape[1]), dtype=np.float32)
+    out[idx] = z
+    present = np.zeros(len(texts), dtype=bool)
+    present[idx[keep]] = True
+    version = f"scikit-learn {sklearn.__version__}; tfidf(sublinear, 1-2 grams) + {how}"
+    return out, present, version, {name: idx[rows] for name, rows in problems.items()}
+
+
+def svd_unit_rows(x, dim: int, seed: int, names: tuple[str, str, str, str], algorithm: str = "randomized"
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], str]:
+    """The rows of the sparse ``x`` (n, m) reduced to ``k <= dim`` SVD dimensions and L2-normalised.
+
+    Returns ``(z (n, k) float32, kept (n,) bool, {problem: row positions}, "method(k)")``; rows not
+    kept are zero. ``k = dim`` unless ``x`` has a smaller rank: then the exact SVD of that rank (no
+    row is projected to zero) and a warning built from ``names`` = (encoder, matrix, rows, columns).
+    A row without any nonzero (``no_usable_terms``) or with (almost) no weight in the top-``k``
+    directions (``outside_svd_components``) has no direction to normalise: it is not kept.
+    ``algorithm``: TruncatedSVD's, ``randomized`` (approximate, fast) or ``arpack`` (the exact top ``k``).
+    """
+    from sklearn.decomposition import TruncatedSVD
+
+    if min(x.shape) <= dim:   # rank <= dim: the exact SVD keeps every direction a row can have
         z, how = _exact_svd(x), "exact SVD"
     else:
-        z, how = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(x), "TruncatedSVD"
+        svd = TruncatedSVD(n_components=dim, algorithm=algorithm, random_state=seed)
+        z, how = svd.fit_transform(x), "TruncatedSVD" if algorithm == "randomized" else f"TruncatedSVD-{algorithm}"
     k = z.shape[1]
     if k < dim:
-        log.warning("tfidf: dim %d < the requested %d: the TF-IDF matrix of %d texts x %d terms has rank %d",
-                    k, dim, x.shape[0], x.shape[1], k)
-    norms = np.linalg.norm(z, axis=1)                                          # (n_present,)
+        enc, matrix, rows, cols = names
+        log.warning("%s: dim %d < the requested %d: the %s matrix of %d %s x %d %s has rank %d",
+                    enc, k, dim, matrix, x.shape[0], rows, x.shape[1], cols, k)
+    norms = np.linalg.norm(z, axis=1)                                          # (n,)
     usable = np.asarray(x.getnnz(axis=1) > 0)
-    # a text with terms but (almost) no weight in the top-k directions: no direction to normalise
     projected = norms > 1e-6 * np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-    idx = np.flatnonzero(has_text)                                             # item position of each doc
-    problems = {"no_usable_terms": idx[~usable], "outside_svd_components": idx[usable & ~projected]}
-    present = np.zeros(len(texts), dtype=bool)
-    present[idx[usable & projected]] = True
-    out = np.zeros((len(texts), k), dtype=np.float32)
     keep = usable & projected
-    out[idx[keep]] = z[keep] / norms[keep, None]
-    version = f"scikit-learn {sklearn.__version__}; tfidf(sublinear, 1-2 grams) + {how}({k})"
-    return out, present, version, {name: v for name, v in problems.items() if len(v)}
+    out = np.zeros((x.shape[0], k), dtype=np.float32)
+    out[keep] = z[keep] / norms[keep, None]
+    problems = {"no_usable_terms": np.flatnonzero(~usable), "outside_svd_components": np.flatnonzero(usable & ~projected)}
+    return out, keep, {name: v for name, v in problems.items() if len(v)}, f"{how}({k})"
 
 
 def _exact_svd(x) -> np.ndarray:
@@ -90,23 +109,33 @@ def _exact_svd(x) -> np.ndarray:
 
 def extract_tfidf(root: Path, cfg, items: pd.DataFrame, items_ck: str, out: Path) -> dict:
     """Fit TF-IDF + SVD on ``items.text`` and write the store ``out`` (written whole, atomically)."""
-    from mrs.features.extract import _texts_ok, print_report, report_path
-    from mrs.features.store import write_store
-    from mrs.io import write_json_atomic
+    from mrs.features.extract import _texts_ok
 
     if cfg.shard not in (None, "", "0/1"):
         raise MrsError("--shard: the tfidf encoder fits the whole catalogue at once; drop --shard")
     texts, ok = _texts_ok(items["text"].tolist())
     feats, present, version, problems = tfidf_features(texts, cfg.dim, seed=0)
-    ids = items["item_id"].astype(str).tolist()
-    problems = {"empty_text": np.flatnonzero(~ok), **problems}
     digest = hashlib.sha256("\x00".join(t if o else "" for t, o in zip(texts, ok)).encode()).hexdigest()
-    meta = {"modality": "text", "encoder": "tfidf", "encoder_version": version, "normalisation": "l2",
+    return write_fitted_store(out, cfg, items, items_ck, feats, present, version, digest,
+                              {"empty_text": np.flatnonzero(~ok), **problems})
+
+
+def write_fitted_store(out: Path, cfg, items: pd.DataFrame, items_ck: str, feats: np.ndarray,
+                       present: np.ndarray, version: str, digest: str, problems: dict[str, np.ndarray]) -> dict:
+    """Write a store fitted on the whole catalogue (TF-IDF, attributes) whole, atomically, with
+    the usual meta and ``<store>.report.json``; ``problems`` are item positions by reason."""
+    from mrs.features.extract import print_report, report_path
+    from mrs.features.store import write_store
+    from mrs.io import write_json_atomic
+
+    ids = items["item_id"].astype(str).tolist()
+    encoder = cfg.encoder_name()
+    meta = {"modality": cfg.modality, "encoder": encoder, "encoder_version": version, "normalisation": "l2",
             "items_checksum": items_ck, "input_checksum": digest, "shard": "",
             "config": json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("out", "workers", "device", "shard")}),
             "item_range": json.dumps([0, len(ids)]), "n_items_total": len(ids)}
     write_store(out, ids, feats, present, meta, dtype=cfg.dtype)
-    report = {"store": str(out), "modality": "text", "encoder": "tfidf", "items": len(ids),
+    report = {"store": str(out), "modality": cfg.modality, "encoder": encoder, "items": len(ids),
               "present": int(present.sum()), "missing": int((~present).sum()),
               "problems": {kind: {"count": len(rows), "first_ids": [ids[j] for j in rows[:10]]}
                            for kind, rows in problems.items() if len(rows)},

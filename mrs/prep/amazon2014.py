@@ -12,6 +12,11 @@ Splits (see :mod:`mrs.prep.splits`):
 
 Malformed lines (a user with no items, non-integer tokens) are skipped and counted; repeated
 (user, item) pairs are dropped by default (MMRec's interaction files hold each pair once).
+
+``--attributes FILE`` (S3-Rec's ``<name>_item2attributes.json``: each item's categories and brand,
+numbered) gives every item its ``attributes`` (list of ints) and the tokens ``"a12 a7 a301"`` as
+its ``text`` (rules in :mod:`mrs.prep.attributes`); without it ``text`` is empty and there is no
+``attributes`` column. ``mrs features attributes`` turns them into a feature store.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mrs.data.prepared import write_prepared
+from mrs.prep.attributes import attach_attributes, read_item_attributes
 from mrs.prep.common import BOM, BadRows, factorize, input_checksum, log, nonempty, require_file, require_nonnegative
 from mrs.prep.outdir import prepare_out
 from mrs.prep.sources import SOURCES, Option, Source
@@ -32,6 +38,7 @@ from mrs.prep.splits import split_per_user
 @dataclass
 class Amazon2014Config:
     sequences: str = ""                         # `user item item ...` text file (required)
+    attributes: str = ""                        # optional S3-Rec item2attributes.json: {item: [attribute, ...]}
     out: str = ""                               # output prepared-dataset directory (required)
     name: str = ""                              # dataset name; default: the file's stem
     split: Literal["mmrec", "leave-last-out"] = "mmrec"  # mmrec = MMRec's per-user random 8:1:1
@@ -76,8 +83,12 @@ def read_sequences(path: Path, bad: BadRows) -> tuple[np.ndarray, np.ndarray, np
 def prepare_amazon2014(cfg: Amazon2014Config) -> Path:
     path = require_file(cfg.sequences, "amazon2014 --sequences")
     name = cfg.name or path.stem
+    attr_path = require_file(cfg.attributes, "amazon2014 --attributes") if cfg.attributes else None
+    inputs = [path, *([attr_path] if attr_path else [])]
     require_nonnegative(cfg, (), "amazon2014")
-    carry = prepare_out(cfg.out, [path], cfg.overwrite, cfg.discard_derived)  # before the long read
+    carry = prepare_out(cfg.out, inputs, cfg.overwrite, cfg.discard_derived)  # before the long read
+    # a broken attribute file fails before the (long) sequence read
+    attrs = read_item_attributes(attr_path) if attr_path else None
     bad = BadRows(str(path), max_frac=cfg.max_bad_frac)
     raw_u, raw_i, pos = read_sequences(path, bad)
     nonempty(len(raw_u), f"reading {path}")
@@ -97,15 +108,18 @@ def prepare_amazon2014(cfg: Amazon2014Config) -> Path:
     inter = pd.DataFrame({"user": user, "item": item, "split": split})
     items = pd.DataFrame({"item": np.arange(len(item_ids)), "item_id": item_ids.astype(str),
                           "text": "", "image": pd.Series([None] * len(item_ids), dtype=object)})
+    extra = {}
+    if attr_path:
+        items, extra["attributes"] = attach_attributes(items, item_ids, *attrs, attr_path)
     users = pd.DataFrame({"user": np.arange(len(user_ids)), "user_id": user_ids.astype(str)})
-    checksum, kind = input_checksum([path], cfg.checksum)
+    checksum, kind = input_checksum(inputs, cfg.checksum)
     counts = np.bincount(user)
     out = write_prepared(
         cfg.out, inter, items, users, name=name, source="amazon2014", modes={},
         params=asdict(cfg), input_checksum=checksum,
         extra={"input_checksum_kind": kind, "bad_rows": {path.name: bad.summary()},
                "repeated_pairs": n_dup, "repeated_pairs_dropped": bool(cfg.dedup and n_dup),
-               "users_all_train": int((counts < 3).sum())}, carry=carry)
+               "users_all_train": int((counts < 3).sum()), **extra}, carry=carry)
     log.info("%s: %d users, %d items, %d interactions -> %s", name, len(user_ids), len(item_ids),
              len(inter), out)
     return out
@@ -115,5 +129,7 @@ SOURCES.register("amazon2014", rank=2)(Source(
     help="Amazon 2014 5-core `user item item ...` text (SASRec/ICLRec)", config=Amazon2014Config,
     prepare=prepare_amazon2014, required=("sequences", "out"),
     options=(Option("--sequences", "sequences", help="the sequence text file"),
+             Option("--attributes", "attributes",
+                    help="optional item attributes, S3-Rec's <name>_item2attributes.json"),
              Option("--split", "split", choices=["mmrec", "leave-last-out"]),
              Option("--seed", "seed", type=int))))
