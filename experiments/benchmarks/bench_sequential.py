@@ -51,22 +51,16 @@ def mrs_trainer(data: str, threads: int, lr: float | None = None):
 
 def mrs_epoch(tr, n_batches: int = 0) -> tuple[float, int, int]:
     """One pass over mrs's length-bucketed batches (the first n_batches if > 0): (seconds, done, total)."""
-    from mrs.train.sequences import bucketed_batches, sequence_loss
+    from mrs.train.sequences import bucketed_batches, train_step_seq
 
     s, pad = tr.seq.train, tr.ds.n_items
-    lengths = (s.items != pad).sum(1)
     batches = list(bucketed_batches(s, 256, tr.generator, pad))
     total = len(batches)
     batches = batches[:n_batches] if n_batches else batches
     tr.model.train()
     t0 = time.perf_counter()
     for idx in batches:
-        w = int(lengths[idx].max())
-        b = tuple(x[idx][:, -w:] if x.dim() > 1 else x[idx] for x in (s.users, s.inputs, s.targets, s.modes, s.items))
-        loss, _ = sequence_loss(tr.model, b, "ce", tr.generator)
-        tr.optimizer.zero_grad()
-        loss.backward()
-        tr.optimizer.step()
+        train_step_seq(tr, idx)  # the training loop's own step
     return time.perf_counter() - t0, len(batches), total
 
 
