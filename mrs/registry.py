@@ -123,3 +123,27 @@ def load_entry_points(group: str = "mrs.plugins") -> None:
             ep.load()
         except Exception as e:  # a broken third-party plug-in must not take the built-ins down
             log.warning("mrs plug-in %s (%s) failed to load: %s", ep.name, ep.value, e)
+
+
+class RegistryUnion:
+    """Several registries behind one config key, in order: ``model.encoder`` names either a
+    gradient encoder (``ENCODERS``) or a closed-form model (``CLOSED_FORM``). Offers what config
+    validation and lookups use: ``in``, :meth:`names`, :meth:`get`, :meth:`describe`."""
+
+    def __init__(self, *registries: Registry):
+        self.registries, self.key = registries, registries[0].key
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in r for r in self.registries)
+
+    def names(self) -> list[str]:
+        return [n for r in self.registries for n in r.names()]
+
+    def get(self, name: str) -> Any:
+        for r in self.registries:
+            if name in r:
+                return r.get(name)
+        raise MrsError(f"config key {self.key!r}: {name!r} is not one of {self.names()}")
+
+    def describe(self) -> str:
+        return "; ".join(r.describe() for r in self.registries)

@@ -15,6 +15,8 @@ registry       config key          interface
 ``FUSIONS``    ``model.fusion``    :class:`Fusion`: ``(item_id_emb, features) -> item_ego``
 ``USERS``      ``model.user_encoder``  :class:`UserEncoder`: user ego rows and query rows
 ``SCORERS``    ``model.scorer``    :class:`Scorer`: query folding, scoring, full ranking
+``CLOSED_FORM``  ``model.encoder``  whole models fitted in closed form (pop, itemknn, rp3beta, ease;
+                                   :mod:`mrs.models.closed`): ``fit(train)``, no epochs
 =============  ==================  ====================================================
 
 Each plug-in class builds itself with ``from_config(cfg, ctx)`` from the :class:`BuildContext`
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from mrs.registry import Registry
+from mrs.registry import Registry, RegistryUnion
 
 if TYPE_CHECKING:
     from mrs.models.config import ModelConfig
@@ -40,6 +42,9 @@ FUSIONS: Registry[type["Fusion"]] = Registry("fusion", "model.fusion", ("mrs.mod
 USERS: Registry[type["UserEncoder"]] = Registry("user encoder", "model.user_encoder",
                                                  ("mrs.models.users", "mrs.models.sequential"))
 SCORERS: Registry[type["Scorer"]] = Registry("scorer", "model.scorer", ("mrs.models.cp",))
+# whole models with no gradient training (mrs.models.closed); selected by model.encoder as well
+CLOSED_FORM: Registry[type["Recommender"]] = Registry("closed-form model", "model.encoder", ("mrs.models.closed",))
+ENCODER_CHOICES = RegistryUnion(ENCODERS, CLOSED_FORM)  # what model.encoder accepts
 
 
 @dataclass
@@ -237,10 +242,14 @@ class Batch:
 
 
 class Recommender(nn.Module):
-    """Base class. Subclasses implement ``encode`` and inherit scoring and the BPR loss hook."""
+    """Base class. Subclasses implement ``encode`` and inherit scoring and the BPR loss hook.
+
+    ``trains_by_gradient``: false for closed-form models (:mod:`mrs.models.closed`), which the
+    trainer fits once instead of running epochs (:mod:`mrs.train.closed_form`)."""
 
     n_users: int
     n_items: int
+    trains_by_gradient: bool = True
 
     def encode(self) -> tuple[Tensor, Tensor]:
         """Run the encoder: ``(user_emb (U, r), item_emb (I, r))``. Graph propagation happens here."""

@@ -22,7 +22,7 @@ from torch import Tensor
 from mrs import graph
 from mrs.errors import MrsError
 from mrs.losses import LOSSES, coupling_weights
-from mrs.models.base import ENCODERS, FUSIONS, SCORERS, USERS, BuildContext
+from mrs.models.base import CLOSED_FORM, ENCODER_CHOICES, ENCODERS, FUSIONS, SCORERS, USERS, BuildContext
 from mrs.models.model import CPRecommender
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ModelConfig:
-    encoder: str = field(default="lightgcn", metadata={"registry": ENCODERS})  # phase 3: mf | lightgcn | freedom | ...
+    encoder: str = field(default="lightgcn", metadata={"registry": ENCODER_CHOICES})  # phase 3: mf | lightgcn | freedom | ..., or a closed-form model: pop | itemknn | rp3beta | ease
     user_encoder: str = field(default="id", metadata={"registry": USERS})  # where a query's user row comes from
     scorer: str = field(default="cp", metadata={"registry": SCORERS})  # CP over the extra modes
     dim: int = 64  # embedding size r (per block for late fusion)
@@ -81,7 +81,7 @@ class ModelConfig:
             raise MrsError(f"config key 'model.loss': {self.loss!r} is not one of {['auto', *LOSSES.names()]}")
         if self.loss_negatives < 1:
             raise MrsError(f"config key 'model.loss_negatives' must be >= 1, got {self.loss_negatives}")
-        selected = {name: reg.get(name) for reg, name in ((ENCODERS, self.encoder), (FUSIONS, self.fusion),
+        selected = {name: reg.get(name) for reg, name in ((ENCODER_CHOICES, self.encoder), (FUSIONS, self.fusion),
                                                            (USERS, self.user_encoder), (SCORERS, self.scorer))
                     if name in reg}
         for name, value in self.options.items():
@@ -143,7 +143,7 @@ def build_context(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinal
 def build_artifacts(cfg: ModelConfig, ctx: BuildContext, cache_dir: Path | None = None) -> dict[str, Any]:
     """The explicit step for expensive, cacheable inputs (only here is ``cache_dir`` read or
     written); stores them in ``ctx.artifacts`` and returns them."""
-    ctx.artifacts.update(ENCODERS.get(cfg.encoder).build_artifacts(cfg, ctx, cache_dir))
+    ctx.artifacts.update(ENCODER_CHOICES.get(cfg.encoder).build_artifacts(cfg, ctx, cache_dir))
     return ctx.artifacts
 
 
@@ -159,6 +159,8 @@ def build_model(cfg: ModelConfig, ctx: BuildContext | None = None, **data: Any) 
         ctx = build_context(cfg, **data)
     elif data:
         raise TypeError("build_model: give a BuildContext or its keyword arguments, not both")
+    if cfg.encoder in CLOSED_FORM:  # a whole model, fitted by the trainer (mrs.train.closed_form)
+        return CLOSED_FORM.get(cfg.encoder).from_config(cfg, ctx)
     encoder = ENCODERS.get(cfg.encoder).from_config(cfg, ctx)
     fusion = FUSIONS.get(cfg.fusion).from_config(cfg, ctx)
     dim = cfg.dim * fusion.n_blocks  # the user side has one block per item block

@@ -77,13 +77,14 @@ def set_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     state: TrainState, generator: torch.Generator,
                     stateful: dict[str, Any] | None = None) -> None:
-    """``stateful``: more objects with ``state_dict()`` (e.g. the negative sampler's RNG)."""
+    """``stateful``: more objects with ``state_dict()`` (e.g. the negative sampler's RNG).
+    ``optimizer`` is None for a closed-form model (no parameters)."""
     payload = {
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
         "state": asdict(state),
         "rng": rng_states(generator),
         "stateful": {k: v.state_dict() for k, v in (stateful or {}).items()},
@@ -91,13 +92,14 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     _save(path, payload)
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     generator: torch.Generator, stateful: dict[str, Any] | None = None) -> TrainState:
     """Restore model, optimizer and RNGs from ``path``; return the counters."""
     payload = _load(path)  # weights only: never runs code from the file
     _load_model(path, model, payload)
     try:
-        optimizer.load_state_dict(payload["optimizer"])
+        if optimizer is not None:
+            optimizer.load_state_dict(payload["optimizer"])
         set_rng_states(payload["rng"], generator)
         for k, obj in (stateful or {}).items():
             obj.load_state_dict(payload["stateful"][k])

@@ -79,6 +79,9 @@ class TrainConfig:
         for key, ok, want in checks:
             if not ok:
                 raise MrsError(f"config key {key!r} must be {want}, got {attrgetter(key)(self)!r}")
+        from mrs.train.closed_form import check_config
+
+        check_config(self)  # a closed-form model.encoder refuses gradient-only options
 
 
 def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = (),

@@ -27,7 +27,7 @@ def plot_history(history: list[dict[str, Any]], select_metric: str, path: Path) 
     plt = _pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     ep = [h["epoch"] for h in history]
-    a.plot(ep, [h["loss"] for h in history], marker=".")
+    a.plot(ep, [h.get("loss", float("nan")) for h in history], marker=".")  # closed form: no loss
     a.set(xlabel="epoch", ylabel="train loss", title="loss")
     key = f"valid/{select_metric}"
     pts = [(h["epoch"], h[key]) for h in history if key in h]

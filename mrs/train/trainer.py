@@ -38,6 +38,7 @@ from mrs.data.prepared import PreparedDataset, load_prepared
 from mrs.device import resolve_device
 from mrs.errors import MrsError
 from mrs.io import remove_stale_temps, write_json_atomic
+from mrs.train import closed_form
 from mrs.train.checkpoint import (BEST, FINAL, LAST, TrainState, load_checkpoint, load_weights,
                                   save_checkpoint, save_weights)
 from mrs.train.config import TrainConfig, load_train_config
@@ -64,7 +65,8 @@ class Trainer:
                  sampler: Any, generator: torch.Generator, device: torch.device):
         self.cfg, self.ds, self.triples, self.model = cfg, ds, triples, model
         self.sampler, self.generator, self.device = sampler, generator, device
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+        # closed-form models (pop, ease, ...) have no parameters and no epochs: mrs.train.closed_form
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr) if model.trains_by_gradient else None
         self._evaluators: dict = {}
         self.dist = Dist()  # single process unless run_train joined a torchrun job
         self.seq = None  # mrs.train.sequences.SequenceData when the user encoder is sequential
@@ -97,7 +99,9 @@ class Trainer:
                                   strategy=tc.negatives, candidates=tc.n_candidates, pick=tc.hard,
                                   temperature=tc.temperature)
         tr = cls(cfg, ds, triples, model, sampler, generator, device)
-        if model.user_encoder.sequential:
+        if not model.trains_by_gradient:
+            closed_form.prepare(tr)  # the rows to fit on, checked against the model's options
+        elif model.user_encoder.sequential:
             from mrs.train.sequences import SequenceData
             tr.seq = SequenceData(ds, cfg.model.seq_len, cfg.model.seq_ties, tc.seed)
         return tr
@@ -105,6 +109,8 @@ class Trainer:
     # ---------------------------------------------------------------- one epoch
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the train triples; returns the mean loss and its parts."""
+        if not self.model.trains_by_gradient:  # the closed-form fit is the one "epoch"
+            return closed_form.fit_once(self)
         if self.seq is not None:  # sequential user encoder: next-item sequences, not BPR triples
             from mrs.train.sequences import train_epoch_seq
             return train_epoch_seq(self, epoch)
@@ -187,6 +193,8 @@ class Trainer:
             weights = user_query_mode_weights(self.ds.mode_names, self.triples.modes,
                                               self.ds.mode_cardinalities, self.cfg.eval.request_modes)
         self.model.eval()
+        if not self.model.trains_by_gradient:  # a resumed run or a sweep's test read fits here
+            closed_form.fit_once(self)
         if self.seq is not None:  # queries read the history before the split
             self.model.user_encoder.set_history(self.seq.history(split))
         emb = self.model.encode()
@@ -197,6 +205,8 @@ class Trainer:
             # (B, n_items), or (B, C) for an item range (memory-bounded ranking). The queries of a
             # batch are folded once and reused for its item chunks: a sequential user encoder's
             # transformer runs once per query batch, not once per chunk.
+            if not self.model.trains_by_gradient:  # closed form: no query rows, its own scores
+                return self.model.full_sort_predict(users, modes, mode_weights=weights, items=items)
             if not (last and torch.equal(last["users"], users) and torch.equal(last["modes"], modes)):
                 last.update(users=users, modes=modes, q=self.model.query(users, modes, emb, weights))
             item_emb = emb[1] if items is None else emb[1][items]
@@ -309,14 +319,15 @@ def _run_train_locked(tr: Trainer, out: Path, logger: Any, resume: bool,
     logger.start(to_dict(cfg), out, name=cfg.wandb.name or out.name, group=cfg.wandb.group,
                  tags=cfg.wandb.tags)
     t0 = time.time() - sum(h.get("time_s", 0.0) for h in state.history)  # wall time across resumes
+    epochs = tc.epochs if tr.model.trains_by_gradient else 1  # closed form: one fit
     try:
-        while state.epoch < tc.epochs and not state.stopped_early:
+        while state.epoch < epochs and not state.stopped_early:
             epoch = state.epoch
             losses = tr.train_epoch(epoch)
             check_divergence(losses, epoch, tc.lr, kept_message(epoch))  # before this epoch's checkpoint
             row: dict[str, Any] = {"epoch": epoch + 1, **losses}
             row.update({f"alpha/{k}": v for k, v in tr.model.fusion_weights().items()})
-            if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs:
+            if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == epochs:
                 valid = tr.evaluate("valid", ci=False)
                 value = _select(valid.metrics, tc.select_metric)
                 row[f"valid/{tc.select_metric}"] = value
