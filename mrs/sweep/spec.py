@@ -148,7 +148,9 @@ def load_spec(path: str | Path, valid: list[str]) -> SweepSpec:
     allowed = set(valid)
     params = []
     for key, body in params_raw.items():
-        if key not in allowed:
+        # plug-in options (model.options.<plug-in>.<key>) are checked against the plug-in's
+        # Options dataclass when each trial's config is built
+        if key not in allowed and not str(key).startswith("model.options."):
             near = [k for k in valid if k.split(".")[-1] == str(key).split(".")[-1]]
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise MrsError(f"{where}: unknown parameter 'parameters.{key}'{hint}: not a train "
