@@ -83,6 +83,9 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False, index:
     carry = check_out(out, [run], command="mrs export", owned_by=model_owned, overwrite=force,
                       flag="--force", kept="your other files")
     cfg = load_train_config(run / "config.yaml")
+    from mrs.train.closed_form import check_export
+
+    check_export(cfg)  # closed-form models: only those whose scores are a factor product
     tensors, meta = _collect(cfg, run)
     with atomic_dir(out, carry=carry) as tmp:
         write_model_dir(tmp, tensors, meta, index)
@@ -118,9 +121,15 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     tr = Trainer.build(cfg, device=torch.device("cpu"), ds=train_valid_view(ds) if wfile == FINAL else ds)
     epoch = load_weights(run / wfile, tr.model)  # weights only, checksum verified
     model, ds = tr.model.eval(), tr.ds
-    with torch.no_grad():
-        user, item = model.encode()  # (U, R), (I, R): propagation once, late-fusion scale included
-    factors = [f.detach() for f in getattr(model.scorer, "factors", [])]
+    if not model.trains_by_gradient:  # closed form (global pop): refit, scores = ones · counts
+        from mrs.train.closed_form import fit_once
+
+        fit_once(tr)
+        user, item = (torch.from_numpy(a) for a in model.export_factors())
+    else:
+        with torch.no_grad():
+            user, item = model.encode()  # (U, R), (I, R): propagation once, late-fusion scale included
+    factors = [f.detach() for f in getattr(getattr(model, "scorer", None), "factors", [])]
     user, item = user.detach().contiguous(), item.detach().contiguous()  # MF returns its parameters
     t: dict[str, np.ndarray] = {"user": user.numpy(), "item": item.numpy()}
     sequential: dict[str, Any] | bool = False

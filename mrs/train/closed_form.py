@@ -51,6 +51,18 @@ def check_config(cfg: "TrainConfig") -> None:
                            f"its default)")
 
 
+def check_export(cfg: "TrainConfig") -> None:
+    """``mrs export`` of a closed-form run: only a model whose scores are a user-item factor
+    product is served (global ``pop``: ones · counts); others are refused in one line, before
+    any fit."""
+    from mrs.models.base import CLOSED_FORM
+
+    if is_closed_form(cfg.model.encoder) and not CLOSED_FORM.get(cfg.model.encoder).exportable(cfg.model):
+        raise MrsError(f"config key 'model.encoder': mrs export serves factor models and the closed-form "
+                       f"'pop' without 'by' / 'repeat'; {cfg.model.encoder!r} (as configured) is no "
+                       f"user-item factor product, so this run cannot be exported")
+
+
 def prepare(tr: Any) -> None:
     """At build time: the rows to fit on, checked against the model's options (pop's ``by``
     naming a missing mode fails here, before any run directory exists)."""

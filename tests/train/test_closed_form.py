@@ -115,3 +115,37 @@ def test_compare_runs_closed_form_variants(tiny_data, tmp_path):
     table = run_compare(path, tmp_path / "cmp", wandb=False)
     assert "ease" in table and "pop" in table
     assert (tmp_path / "cmp" / "runs" / "ease" / "metrics.json").is_file()
+
+
+def test_export_serves_global_pop_and_refuses_item_item_models(tiny_data, tmp_path):
+    import numpy as np
+
+    from mrs.data.prepared import load_prepared
+    from mrs.serve.export import export_run
+
+    def train(name, *sets):
+        out = tmp_path / name
+        run_train(load_train_config(None, tiny_overrides(tiny_data, eval__bootstrap=0, wandb__enabled=False,
+                                                         **dict(sets))), out)
+        return out
+
+    pop = train("pop", ("model__encoder", "pop"))
+    args = [sys.executable, "-m", "mrs"]
+    r = subprocess.run(args + ["export", str(pop), "--out", str(tmp_path / "pop_model")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ds = load_prepared(tiny_data)
+    user = str(ds.users.set_index("user").loc[0, "user_id"])
+    r = subprocess.run(args + ["recommend", "--model", str(tmp_path / "pop_model"), "--retrieval", "exact",
+                               "--user", user, "-k", "3"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "retrieval: exact" in r.stdout  # the user's own (rank-one) factors, not the fallback
+    top = ds.items.set_index("item").loc[np.argsort(-ds.item_train_counts(), kind="stable")[:3], "item_id"]
+    assert [line.split()[1] for line in r.stdout.splitlines()[-3:]] == [str(x) for x in top]
+    ease = train("ease", ("model__encoder", "ease"))
+    r = subprocess.run(args + ["export", str(ease), "--out", str(tmp_path / "ease_model")], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "config key 'model.encoder'" in r.stderr and "'ease'" in r.stderr
+    assert not (tmp_path / "ease_model").exists()
+    with pytest.raises(MrsError, match="'pop' without 'by'"):
+        export_run(train("popby", ("model__encoder", "pop"), ("model__options__pop__by", "[context]")),
+                   tmp_path / "popby_model")

@@ -163,12 +163,14 @@ class ClosedFormRecommender(Recommender, Plugin):
     def calculate_loss(self, batch: Any, emb: Any = None):
         raise MrsError(f"model.encoder={self.plugin_name!r} is fitted in closed form; it has no loss")
 
+    @classmethod
+    def exportable(cls, cfg: "ModelConfig") -> bool:
+        """Whether :meth:`export_factors` exists for this configuration (``mrs export``)."""
+        return False
+
     def export_factors(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(user (U, R), item (I, R))`` whose inner products are this model's scores, for
-        ``mrs export``; models that are not such a product refuse."""
-        raise MrsError(f"config key 'model.encoder': mrs export supports the closed-form model 'pop' "
-                       f"(without 'by' and 'repeat'), not {self.plugin_name!r}: its scores are no "
-                       f"user-item factor product")
+        """``(user (U, R), item (I, R))`` whose inner products are this model's scores."""
+        raise MrsError(f"{self.plugin_name}: no user-item factor form to export")
 
 
 class ItemItemRecommender(ClosedFormRecommender):

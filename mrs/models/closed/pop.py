@@ -118,7 +118,13 @@ class Pop(ClosedFormRecommender):
             out = np.where(recent > 0, recent, out)
         return out
 
+    @classmethod
+    def exportable(cls, cfg) -> bool:
+        o = cls.options(cfg)
+        return not o.by and not o.repeat
+
     def export_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Global pop is rank one: user rows of ones, item rows the (windowed) counts' scores."""
         if self.by or self.repeat:
             return super().export_factors()
         return np.ones((self.n_users, 1), np.float32), self.base[:, None].copy()
