@@ -10,9 +10,10 @@ from pathlib import Path
 def _plugins_help() -> str:
     """The registered plug-ins, read from the registries (a new encoder shows up here)."""
     from mrs.losses import LOSSES
-    from mrs.models.base import ENCODERS, FUSIONS, SCORERS, USERS
+    from mrs.models.base import CLOSED_FORM, ENCODERS, FUSIONS, SCORERS, USERS
 
-    return "\n".join(f"{reg.key}: {reg.describe()}" for reg in (ENCODERS, FUSIONS, USERS, SCORERS, LOSSES))
+    lines = [f"{reg.key}: {reg.describe()}" for reg in (ENCODERS, FUSIONS, USERS, SCORERS, LOSSES)]
+    return "\n".join([*lines, f"{CLOSED_FORM.key} (closed form, no epochs): {CLOSED_FORM.describe()}"])
 
 
 _PLUGINS = "<plug-ins>"
