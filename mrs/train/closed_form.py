@@ -42,6 +42,7 @@ def check_config(cfg: "TrainConfig") -> None:
     bad = [("model.fusion", m.fusion, m.fusion != "none"),
            ("model.user_encoder", m.user_encoder, m.user_encoder != "id"),
            ("model.coupling_mu0", m.coupling_mu0, m.coupling_mu0 > 0),
+           ("model.loss", m.loss, m.loss != "auto"),
            ("train.negatives", t.negatives, t.negatives != "uniform"),
            ("train.sparse_grads", t.sparse_grads, t.sparse_grads)]
     for key, value, wrong in bad:

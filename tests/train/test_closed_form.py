@@ -76,6 +76,7 @@ def test_users_without_train_rows_get_popularity_and_the_cold_user_slice(tmp_pat
     ("train.negatives=dynamic", "train.negatives"),
     ("model.fusion=concat", "model.fusion"),
     ("model.user_encoder=sasrec", "model.user_encoder"),
+    ("model.loss=ce", "model.loss"),
     ("model.options.itemknn.k=0", "model.options.itemknn.k"),
     ("model.options.rp3beta.beta=-1", "model.options.rp3beta.beta"),
 ])
