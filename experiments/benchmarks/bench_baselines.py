@@ -18,6 +18,10 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # this checkout's mrs, also in the child processes
 
 MODELS = ("pop", "itemknn", "rp3beta", "ease")
 

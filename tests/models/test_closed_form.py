@@ -73,6 +73,21 @@ def test_item_chunks_equal_the_full_rows():
         np.testing.assert_allclose(parts, full, rtol=1e-6)
 
 
+def test_small_blocks_give_the_same_models(monkeypatch):
+    """The item-row blocks (bounded co-occurrences) only split the work: many tiny blocks give
+    the same matrices as one."""
+    from mrs.models.closed import neighbours
+
+    data, _ = random_data(4)
+    whole = [m.fit(data) for m in (ItemKNN(40, 25, k=5), RP3beta(40, 25, k=5), EASE(40, 25, lam=1.0))]
+    monkeypatch.setattr(neighbours, "BLOCK_NNZ", 30)
+    assert len(neighbours.item_blocks(data.matrix())) > 5
+    parts = [m.fit(data) for m in (ItemKNN(40, 25, k=5), RP3beta(40, 25, k=5), EASE(40, 25, lam=1.0))]
+    for a, b in zip(whole, parts):
+        wa, wb = (w.toarray() if hasattr(w, "toarray") else w for w in (a.weights, b.weights))
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
+
+
 def test_itemknn_matches_explicit_cosines():
     data, x = random_data(2)
     warm = warm_rows(x)

@@ -39,10 +39,11 @@ def check_k(name: str, k: int) -> None:
         raise MrsError(f"config key 'model.options.{name}.k' must be >= 1, got {k}")
 
 
-def item_blocks(x: sp.csr_matrix, budget: int = BLOCK_NNZ) -> list[slice]:
+def item_blocks(x: sp.csr_matrix, budget: int | None = None) -> list[slice]:
     """Consecutive item-row ranges whose co-occurrence counts ``Σ_{u ∈ users(i)} d_u`` (an upper
     bound on the non-zeros of row ``i`` of ``XᵀX``) sum to at most ``budget`` (>= one row each).
-    ``x``: the binary ``(U, I)`` train matrix."""
+    ``x``: the binary ``(U, I)`` train matrix; ``budget`` defaults to :data:`BLOCK_NNZ`."""
+    budget = budget or BLOCK_NNZ
     est = np.cumsum(x.T @ np.diff(x.indptr).astype(np.float64))   # (I,)
     out, start, n = [], 0, x.shape[1]
     while start < n:
