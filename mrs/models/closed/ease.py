@@ -85,7 +85,7 @@ def ease_weights(x, lam: float, dtype: str = "float32") -> np.ndarray:
     xt = x.T.tocsr().astype(dtype)
     xd = x.astype(dtype)
     for rows in item_blocks(x):                                        # G = XᵀX, bounded blocks
-        g[rows] = (xt[rows] @ xd).toarray()
+        (xt[rows] @ xd).toarray(out=g[rows])                           # written into g: no dense copy
     g[np.diag_indices(n)] += lam
     # G is symmetric, so its transpose (a Fortran-order view, no copy) is the same matrix and
     # LAPACK can overwrite it: potrf (A = UᵀU in A's upper triangle), then potri (A⁻¹ there).
