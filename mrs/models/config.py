@@ -22,7 +22,8 @@ from torch import Tensor
 from mrs import graph
 from mrs.errors import MrsError
 from mrs.losses import LOSSES, coupling_weights
-from mrs.models.base import CLOSED_FORM, ENCODER_CHOICES, ENCODERS, FUSIONS, SCORERS, USERS, BuildContext
+from mrs.models.base import (CLOSED_FORM, ENCODER_CHOICES, ENCODERS, FUSIONS, SCORERS, USERS, BuildContext,
+                             Recommender)
 from mrs.models.model import CPRecommender
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,9 @@ def build_artifacts(cfg: ModelConfig, ctx: BuildContext, cache_dir: Path | None 
     return ctx.artifacts
 
 
-def build_model(cfg: ModelConfig, ctx: BuildContext | None = None, **data: Any) -> CPRecommender:
-    """Build the configured model on CPU (the trainer moves it to the device); no I/O.
+def build_model(cfg: ModelConfig, ctx: BuildContext | None = None, **data: Any) -> "CPRecommender | Recommender":
+    """Build the configured model on CPU (the trainer moves it to the device); no I/O. A closed-form
+    ``model.encoder`` gives its unfitted :class:`~mrs.models.closed.base.ClosedFormRecommender`.
 
     Either a :class:`BuildContext` (``build_context`` + optionally ``build_artifacts``), or the
     keyword arguments of :func:`build_context` (``n_users``, ``n_items``, ``mode_cardinalities``,
