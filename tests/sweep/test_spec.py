@@ -127,3 +127,12 @@ def test_metric_lookup_and_selection_metric():
     assert selection_metric("valid/all/ndcg@10") == "ndcg@10"
     assert selection_metric("valid/tail/ndcg@10") is None      # trainer selects on "all" only
     assert selection_metric("loss") is None
+
+
+def test_plugin_options_can_be_swept(tmp_path):
+    """model.options.<plug-in>.<key> are config keys too (checked against the plug-in's Options
+    when each trial's config is built, see test_sweep_run), e.g. EASE's λ."""
+    p = _spec(tmp_path, parameters={"model.options.ease.lam": {"values": [100, 300]},
+                                    "model.encoder": {"value": "ease"}})
+    spec = load_spec(p, KEYS)
+    assert {q.key: q.values for q in spec.swept} == {"model.options.ease.lam": [100, 300]}
