@@ -101,12 +101,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def best_variant(compare: Path, metric: str = "recall@20") -> Path:
-    """The run of the variant with the best *validation* metric (the test split is never used to pick)."""
+    """The run of the servable variant with the best *validation* metric (the test split is never
+    used to pick; closed-form baselines that ``mrs export`` cannot serve, e.g. EASE, are skipped)."""
+    from mrs.train.closed_form import check_export
+    from mrs.train.config import load_train_config
+
     best, value = None, float("-inf")
     for m in sorted((compare / "runs").glob("*/metrics.json")):
         v = json.loads(m.read_text()).get("valid", {}).get("all", {}).get(metric)
-        if v is not None and v > value:
-            best, value = m.parent, v
+        if v is None or v <= value:
+            continue
+        try:
+            check_export(load_train_config(m.parent / "config.yaml"))
+        except MrsError:
+            continue
+        best, value = m.parent, v
     if best is None:
-        raise MrsError(f"{compare / 'runs'}: no finished variant with a validation {metric}")
+        raise MrsError(f"{compare / 'runs'}: no finished servable variant with a validation {metric}")
     return best

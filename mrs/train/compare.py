@@ -34,11 +34,14 @@ from mrs.train.config import TrainConfig, load_train_config
 
 
 def default_variants() -> list[dict[str, Any]]:
-    """Every registered encoder (``mrs.models.ENCODERS``, in rank order), without and with CP modes."""
-    from mrs.models.base import ENCODERS
+    """The closed-form baselines (``mrs.models.CLOSED_FORM``: pop, itemknn, rp3beta, ease, each at
+    its defaults), then every registered encoder (``ENCODERS``, in rank order) without and with
+    CP modes: a table a reviewer can read against the simple baselines first."""
+    from mrs.models.base import CLOSED_FORM, ENCODERS
 
-    return [{"name": f"{enc}{'+cp' if modes else ''}", "set": {"model.encoder": enc, "model.modes": modes}}
-            for enc in ENCODERS.names() for modes in (False, True)]
+    return ([{"name": name, "set": {"model.encoder": name}} for name in CLOSED_FORM.names()] +
+            [{"name": f"{enc}{'+cp' if modes else ''}", "set": {"model.encoder": enc, "model.modes": modes}}
+             for enc in ENCODERS.names() for modes in (False, True)])
 
 
 DEFAULT_REPORT = ["recall@20", "ndcg@20"]
