@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -36,9 +36,16 @@ from mrs.registry import Registry, RegistryUnion
 
 if TYPE_CHECKING:
     from mrs.models.config import ModelConfig
+    from mrs.models.objective import Predictions
+
+#: a fusion's embedding of item-id sequences for a sequential user encoder, bound to the model's
+#: ID table and content (:meth:`Fusion.sequence_inputs`): ``(seq (B, L), positions (L, R),
+#: dropout) -> (B, L, R)``
+SequenceEmbedder = Callable[[Tensor, Tensor, nn.Module], Tensor]
 
 ENCODERS: Registry[type["Encoder"]] = Registry("encoder", "model.encoder", ("mrs.models.encoders",))
-FUSIONS: Registry[type["Fusion"]] = Registry("fusion", "model.fusion", ("mrs.models.fusion", "mrs.models.gated"))
+FUSIONS: Registry[type["Fusion"]] = Registry("fusion", "model.fusion",
+                                              ("mrs.models.fusion", "mrs.models.gated", "mrs.models.faerec"))
 USERS: Registry[type["UserEncoder"]] = Registry("user encoder", "model.user_encoder",
                                                  ("mrs.models.users", "mrs.models.sequential"))
 SCORERS: Registry[type["Scorer"]] = Registry("scorer", "model.scorer", ("mrs.models.cp",))
@@ -131,6 +138,13 @@ class Fusion(Plugin):
 
     needs_features: bool = True
     n_blocks: int = 1
+    #: whether :meth:`aux_losses` reads the predictions' negatives: then every training step
+    #: samples at least one negative per prediction, whatever the main loss needs
+    needs_negatives: bool = False
+    #: whether :meth:`sequence_inputs` replaces a sequential user encoder's input stage (FAERec's
+    #: gate acts on the position-embedded sequence); such a fusion needs a causal sequential
+    #: ``model.user_encoder``, whose own input LayerNorm is then unused (frozen)
+    embeds_sequences: bool = False
 
     @classmethod
     def from_config(cls, cfg: "ModelConfig", ctx: BuildContext) -> "Fusion":
@@ -156,9 +170,20 @@ class Fusion(Plugin):
         global batch's, so torchrun refuses it. Default: no terms, so no."""
         return False
 
-    def aux_losses(self, items: Tensor, item_ids: Tensor, feats: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Extra loss terms over the batch's ``items`` (e.g. ID/semantic alignment). Default: none."""
+    def aux_losses(self, items: Tensor, item_ids: Tensor, feats: dict[str, Tensor],
+                   predictions: "Predictions | None" = None) -> dict[str, Tensor]:
+        """Extra loss terms over the batch's ``items`` (its targets and negatives, e.g. ID/semantic
+        alignment); ``predictions``: the step's predictions themselves (their negatives and, for
+        sequences, the input item at each position). Default: none."""
         return {}
+
+    def sequence_inputs(self, seq: Tensor, positions: Tensor, dropout: nn.Module, *,
+                        item_ids: Tensor, feats: dict[str, Tensor]) -> Tensor:
+        """Only where :attr:`embeds_sequences`: the transformer's input rows ``(B, L, R)`` of item-id
+        sequences ``seq (B, L)`` (padding = ``len(item_ids)``), given the position rows
+        ``positions (L, R)`` and the user encoder's input ``dropout``, from the ID table
+        ``item_ids (I, r)`` and the content ``feats``."""
+        raise NotImplementedError(f"{type(self).__name__} does not embed sequences")
 
     def init_item_ids(self, item_ids: Tensor) -> None:
         """Called once by ``build_model`` with the model's ID table ``(I, r)`` (in place, no grad):
@@ -192,8 +217,10 @@ class UserEncoder(Plugin):
         """``(U, R)`` user rows the encoder propagates."""
         raise NotImplementedError
 
-    def query_rows(self, users: Tensor, user_emb: Tensor, item_emb: Tensor) -> Tensor:
-        """``(B, R)`` user rows of a batch of queries (a sequential encoder reads histories here)."""
+    def query_rows(self, users: Tensor, user_emb: Tensor, item_emb: Tensor,
+                   embed: SequenceEmbedder | None = None) -> Tensor:
+        """``(B, R)`` user rows of a batch of queries (a sequential encoder reads histories here;
+        ``embed``: the fusion's sequence embedding where it has one, else the item rows' tokens)."""
         return user_emb[users]
 
     def reg_rows(self, users: Tensor) -> list[Tensor]:

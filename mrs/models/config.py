@@ -38,7 +38,7 @@ class ModelConfig:
     layers: int = 2  # user-item propagation layers K (lightgcn, freedom)
     graph_backend: Literal["csr", "pyg"] = "csr"  # lightgcn/freedom propagation: our torch.sparse CSR blocks (faster per Sports epoch: experiments/benchmarks/README.md) | PyG's LGConv on an EdgeIndex
     modes: bool = True  # CP factors for the dataset's extra modes; false = plain user-item model
-    fusion: str = field(default="none", metadata={"registry": FUSIONS})  # how item content enters: none | concat | early | late
+    fusion: str = field(default="none", metadata={"registry": FUSIONS})  # how item content enters: none | concat | early | late | gated | faerec
     joint_dim: int = 64  # early fusion: shared space of the modality projections
     reg: float = 1e-4  # L2 λ on the batch's ego embedding rows, divided by the batch size
     # main ranking loss (mrs.losses.LOSSES): bpr | ce | sampled_softmax; auto = the user encoder's

@@ -148,7 +148,8 @@ class GatedFusion(Fusion):
     def aux_reads_whole_batch(self) -> bool:
         return self.align_item > 0 or self.align_feature > 0  # in-batch InfoNCE and correlations
 
-    def aux_losses(self, items: Tensor, item_ids: Tensor, feats: dict[str, Tensor]) -> dict[str, Tensor]:
+    def aux_losses(self, items: Tensor, item_ids: Tensor, feats: dict[str, Tensor],
+                   predictions=None) -> dict[str, Tensor]:
         w_item, w_feat = self.align_item, self.feature_weight()
         if w_item <= 0 and w_feat <= 0:
             return {}

@@ -11,10 +11,12 @@
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor, nn
 
-from mrs.models.base import Batch, Encoder, Fusion, Recommender, Scorer, UserEncoder
+from mrs.models.base import Batch, Encoder, Fusion, Recommender, Scorer, SequenceEmbedder, UserEncoder
 from mrs.models.objective import Predictions, n_negatives, training_loss
 
 
@@ -59,6 +61,15 @@ class CPRecommender(Recommender):
         """``(I, R)``: the fusion of ID embeddings and content (so cold items are represented)."""
         return self.fusion(self.item_emb.weight, self.features())
 
+    def sequence_embedder(self) -> SequenceEmbedder | None:
+        """The fusion's embedding of item-id sequences, bound to this model's ID table and content,
+        for a sequential user encoder (FAERec's gate); ``None`` where the fusion leaves the input
+        stage to the user encoder (tokens from the item output rows)."""
+        if not self.fusion.embeds_sequences:
+            return None
+        return functools.partial(self.fusion.sequence_inputs, item_ids=self.item_emb.weight,
+                                 feats=self.features())
+
     def encode(self) -> tuple[Tensor, Tensor]:
         user, item = self.encoder(self.user_encoder.ego(), self.item_ego())
         scale = self.fusion.score_scale()
@@ -71,7 +82,7 @@ class CPRecommender(Recommender):
         """``q (B, R)``: the user row of each query folded with its modes (``mode_weights``: see
         :meth:`mrs.models.cp.CPScorer.query`, the expected row of a mode whose value is unknown)."""
         user_emb, item_emb = emb
-        rows = self.user_encoder.query_rows(users, user_emb, item_emb)
+        rows = self.user_encoder.query_rows(users, user_emb, item_emb, self.sequence_embedder())
         if mode_weights is None:
             return self.scorer.query(rows, modes)
         return self.scorer.query(rows, modes, mode_weights)

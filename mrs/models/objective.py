@@ -17,7 +17,7 @@ target, :mod:`mrs.train.sequences`); *which terms the loss has* is decided here 
   targets and negatives, and the mode factor rows minus one (their "no context effect" value);
 - the semantic coupling when ``model.coupling_mu0 > 0``;
 - every plug-in's ``aux_losses``: the encoder's (FREEDOM's per-modality BPR) and the fusion's
-  (gated fusion's ID/semantic alignment).
+  (gated fusion's and FAERec's ID/semantic alignment, which also read the predictions themselves).
 
 Every term that is configured appears in the returned parts under its name, so the trainer logs
 it; ``tests/train/test_loss_terms.py`` checks that for every registered combination.
@@ -41,6 +41,9 @@ class Predictions:
     pos: Tensor               # (N,) long: the target items
     modes: Tensor             # (N, k) long: the targets' mode values
     neg: Tensor | None = None  # (N,) or (N, K) long sampled negatives; None: nothing sampled
+    # (N,) long: next-item sequences: the input item at each prediction's position (n_items for
+    # the no-history predictions); None where there is none (BPR triples, cloze)
+    inputs: Tensor | None = None
 
 
 def training_loss(model, p: Predictions, emb: tuple[Tensor, Tensor], loss: str,
@@ -76,7 +79,7 @@ def training_loss(model, p: Predictions, emb: tuple[Tensor, Tensor], loss: str,
 
     batch = Batch(p.users, p.pos, p.neg, p.modes)
     extra = {**model.encoder.aux_losses(batch, user_emb, item_emb),
-             **model.fusion.aux_losses(items, model.item_emb.weight, model.features())}
+             **model.fusion.aux_losses(items, model.item_emb.weight, model.features(), predictions=p)}
     for name, term in extra.items():
         total = total + term
         parts[name] = term.item()
@@ -85,6 +88,7 @@ def training_loss(model, p: Predictions, emb: tuple[Tensor, Tensor], loss: str,
 
 def n_negatives(model, loss: str, loss_negatives: int) -> int:
     """Negatives per prediction the step must sample: what the main loss needs, and at least
-    one where a plug-in's own term compares a positive with a negative (FREEDOM's modality BPR)."""
+    one where a plug-in's own term reads negatives (FREEDOM's modality BPR, FAERec's alignment)."""
     k = LOSSES.get(loss).negatives(loss_negatives)
-    return max(k, 1) if getattr(model.encoder, "needs_negatives", False) else k
+    plugins = (model.encoder, model.fusion)
+    return max(k, 1) if any(getattr(x, "needs_negatives", False) for x in plugins) else k

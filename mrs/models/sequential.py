@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from mrs.errors import MrsError
-from mrs.models.base import USERS, BuildContext, UserEncoder
+from mrs.models.base import FUSIONS, USERS, BuildContext, SequenceEmbedder, UserEncoder
 from mrs.models.objective import Predictions
 
 
@@ -42,7 +42,7 @@ class SequentialUserEncoder(UserEncoder):
     default_loss = "ce"  # the full softmax: the strong SASRec baseline
 
     def __init__(self, n_users: int, n_items: int, dim: int, seq_len: int, blocks: int = 2,
-                 heads: int = 2, dropout: float = 0.2, user_rows: bool = True):
+                 heads: int = 2, dropout: float = 0.2, user_rows: bool = True, own_inputs: bool = True):
         super().__init__()
         self.n_items, self.seq_len, self.heads, self.dim = n_items, seq_len, heads, dim
         self.emb = nn.Embedding(n_users, dim)  # (U, R) ego rows for graph encoders only
@@ -54,6 +54,9 @@ class SequentialUserEncoder(UserEncoder):
         nn.init.normal_(self.pos.weight, std=0.02)
         self.mask_token = nn.Parameter(torch.zeros(dim)) if not self.causal else None
         self.norm = nn.LayerNorm(dim)
+        # A fusion that embeds the sequences itself (FAERec: gate, then its own LayerNorm) leaves
+        # this input LayerNorm unused: frozen, like the unused user rows above.
+        self.norm.requires_grad_(own_inputs)
         self.drop = nn.Dropout(dropout)
         layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=dim, dropout=dropout,
                                            activation="gelu", batch_first=True)
@@ -77,7 +80,8 @@ class SequentialUserEncoder(UserEncoder):
         from mrs.models.base import ENCODERS
 
         return cls(ctx.n_users, ctx.n_items, dim, cfg.seq_len, cfg.seq_blocks, cfg.seq_heads,
-                   cfg.seq_dropout, user_rows=ENCODERS.get(cfg.encoder).reads_user_rows(cfg))
+                   cfg.seq_dropout, user_rows=ENCODERS.get(cfg.encoder).reads_user_rows(cfg),
+                   own_inputs=not FUSIONS.get(cfg.fusion).embeds_sequences)
 
     def ego(self) -> Tensor:
         return self.emb.weight
@@ -93,11 +97,18 @@ class SequentialUserEncoder(UserEncoder):
         table = torch.cat([item_emb, item_emb.new_zeros(1, item_emb.shape[1])])  # (I + 1, R)
         return table[seq]
 
+    def positions(self, length: int) -> Tensor:
+        """``(length, R)`` position rows, right-aligned: the last one is the latest item's."""
+        return self.pos.weight[self.seq_len - length:]
+
     def states(self, tokens: Tensor, pad: Tensor) -> Tensor:
         """``tokens (B, L, R)``, ``pad (B, L)`` bool -> hidden states ``(B, L, R)``."""
-        B, L, _ = tokens.shape
-        x = tokens * math.sqrt(self.dim) + self.pos.weight[self.seq_len - L:]  # right-aligned positions
-        x = self.drop(self.norm(x))
+        x = self.drop(self.norm(tokens * math.sqrt(self.dim) + self.positions(tokens.shape[1])))
+        return self.attend(x, pad)
+
+    def attend(self, x: Tensor, pad: Tensor) -> Tensor:
+        """Input rows ``x (B, L, R)``, ``pad (B, L)`` bool -> hidden states ``(B, L, R)``."""
+        B, L, _ = x.shape
         blocked = pad[:, None, :].expand(B, L, L)  # (B, L_query, L_key): no attention to padding
         if self.causal:
             blocked = blocked | torch.ones(L, L, dtype=torch.bool, device=pad.device).triu(1)
@@ -109,31 +120,35 @@ class SequentialUserEncoder(UserEncoder):
         """The sequence a query reads, ``(B, L)``: the history itself (SASRec)."""
         return hist
 
-    def query_rows(self, users: Tensor, user_emb: Tensor, item_emb: Tensor) -> Tensor:
+    def query_rows(self, users: Tensor, user_emb: Tensor, item_emb: Tensor,
+                   embed: SequenceEmbedder | None = None) -> Tensor:
         """``(B, R)``: the state after each user's history (the last position)."""
-        return self.history_rows(self.history[users], item_emb)
+        return self.history_rows(self.history[users], item_emb, embed)
 
-    def history_rows(self, hist: Tensor, item_emb: Tensor) -> Tensor:
+    def history_rows(self, hist: Tensor, item_emb: Tensor, embed: SequenceEmbedder | None = None) -> Tensor:
         """``(B, R)``: the state after each history ``hist (B, L)``, left-padded with
         ``len(item_emb)`` (= ``n_items`` in training; a server's token table may hold more rows)."""
         width = max(1, int((hist != item_emb.shape[0]).sum(1).max()))  # trim all-padding columns
         seq = self.query_seq(hist[:, -width:] if self.causal else hist[:, -width - 1:])
-        return self.encode_seq(seq, item_emb)[:, -1]
+        return self.encode_seq(seq, item_emb, embed=embed)[:, -1]
 
-    def empty_state(self, item_emb: Tensor) -> Tensor:
+    def empty_state(self, item_emb: Tensor, embed: SequenceEmbedder | None = None) -> Tensor:
         """``(1, R)``: the state of a user with no history (what such a query reads)."""
-        return self.history_rows(item_emb.new_full((1, self.seq_len), item_emb.shape[0], dtype=torch.long), item_emb)
+        pad = item_emb.new_full((1, self.seq_len), item_emb.shape[0], dtype=torch.long)
+        return self.history_rows(pad, item_emb, embed)
 
     def train_predictions(self, batch: tuple[Tensor, ...], item_emb: Tensor, scorer,
-                          generator: torch.Generator, mask_prob: float = 0.2) -> Predictions:
+                          generator: torch.Generator, mask_prob: float = 0.2,
+                          embed: SequenceEmbedder | None = None) -> Predictions:
         """The predictions of a batch of training sequences (:class:`mrs.train.sequences.SeqTrain`
         rows): next item at every position (sasrec), or the masked items (bert4rec, a share
         ``mask_prob`` of the real positions, at least one per row, drawn from ``generator``);
         plus, per row, the no-history state predicting the user's first train item, so the
-        state a user without history is queried with is trained too."""
+        state a user without history is queried with is trained too. ``embed``: the fusion's
+        sequence embedding, where it has one (:meth:`encode_seq`)."""
         users, inputs, targets, modes, items, first, first_modes = batch
         if self.causal:
-            states = self.encode_seq(inputs, item_emb)                        # (B, L, R)
+            states = self.encode_seq(inputs, item_emb, embed=embed)           # (B, L, R)
             tgt_full = targets
         else:  # cloze: mask a share of the real positions (at least one per row), predict them
             real = items != self.n_items
@@ -141,20 +156,29 @@ class SequentialUserEncoder(UserEncoder):
             last = real.long().cumsum(1).argmax(1)                            # the last real position
             none = ~masked.any(1)
             masked[none, last[none]] = True
-            states = self.encode_seq(items, item_emb, masked=masked)
+            states = self.encode_seq(items, item_emb, masked=masked, embed=embed)
             tgt_full = items.masked_fill(~masked, -1)
         valid = tgt_full >= 0                                                 # (B, L)
-        empty = self.empty_state(item_emb).expand(len(users), -1)            # (B, R)
+        empty = self.empty_state(item_emb, embed).expand(len(users), -1)     # (B, R)
         rows = torch.cat([states[valid], empty])                              # (N, R)
         m = torch.cat([modes[valid], first_modes])
+        read = torch.cat([inputs[valid], torch.full_like(users, self.n_items)]) if self.causal else None
         return Predictions(users=torch.cat([users[:, None].expand_as(valid)[valid], users]),
-                           queries=scorer.query(rows, m), pos=torch.cat([tgt_full[valid], first]), modes=m)
+                           queries=scorer.query(rows, m), pos=torch.cat([tgt_full[valid], first]), modes=m,
+                           inputs=read)
 
-    def encode_seq(self, seq: Tensor, item_emb: Tensor, masked: Tensor | None = None) -> Tensor:
+    def encode_seq(self, seq: Tensor, item_emb: Tensor, masked: Tensor | None = None,
+                   embed: SequenceEmbedder | None = None) -> Tensor:
         """States of id sequences ``(B, L)`` -> ``(B, L, R)``; ``masked (B, L)`` bool positions
         get the [MASK] token (bert4rec); id ``-2`` in ``seq`` also means [MASK]; id
-        ``len(item_emb)`` is padding."""
+        ``len(item_emb)`` is padding. ``embed``: the fusion's embedding of the sequence (FAERec's
+        gate), replacing ``Dropout(LayerNorm(√R · Q[seq] + P))``; causal sequences only."""
         pad = item_emb.shape[0]
+        if embed is not None:
+            if masked is not None or bool((seq == -2).any()):
+                raise MrsError("config key 'model.user_encoder': a fusion that embeds the sequences "
+                               "needs a causal one (sasrec), not [MASK] tokens")
+            return self.attend(embed(seq, self.positions(seq.shape[1]), self.drop), seq == pad)
         is_mask = seq == -2 if masked is None else masked | (seq == -2)
         tok = self.tokens(seq.clamp(min=0).masked_fill(is_mask, pad), item_emb)
         if self.mask_token is not None:

@@ -111,11 +111,14 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     served array."""
     from mrs.data.prepared import SPLITS, load_prepared
     from mrs.eval.ranking import Csr
-    from mrs.models.base import USERS
+    from mrs.models.base import FUSIONS, USERS
     from mrs.train.checkpoint import FINAL, load_weights
     from mrs.train.refit import train_valid_view
     from mrs.train.trainer import Trainer
 
+    if FUSIONS.get(cfg.model.fusion).embeds_sequences:  # the server's history encoder has no fusion
+        raise MrsError(f"{run / 'config.yaml'}: model.fusion={cfg.model.fusion!r} embeds the input "
+                       f"sequences itself, which mrs export cannot serve yet")
     wfile = final_weights(run)
     ds = load_prepared(cfg.data.dir)
     tr = Trainer.build(cfg, device=torch.device("cpu"), ds=train_valid_view(ds) if wfile == FINAL else ds)

@@ -177,7 +177,8 @@ def sequence_loss(model, batch: tuple[Tensor, ...], generator: torch.Generator, 
     """
     emb = model.encode()
     item_emb = emb[1]                                                     # (I, R)
-    p = model.user_encoder.train_predictions(batch, item_emb, model.scorer, generator, mask_prob)
+    p = model.user_encoder.train_predictions(batch, item_emb, model.scorer, generator, mask_prob,
+                                             embed=model.sequence_embedder())
     k, n, n_items = model.n_negatives(), p.pos.shape[0], model.n_items
     dev = p.pos.device
     if k and model.loss == "sampled_softmax":

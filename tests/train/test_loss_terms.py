@@ -26,7 +26,8 @@ from tests.train.conftest import tiny_overrides
 
 #: the terms each built-in plug-in adds when configured as below (a new plug-in with its own
 #: terms adds its row here; without a row, only (b) and the generic terms are checked for it)
-PLUGIN_TERMS = {"freedom": {"modality_bpr"}, "gated": {"align_item", "align_feature"}}
+PLUGIN_TERMS = {"freedom": {"modality_bpr"}, "gated": {"align_item", "align_feature"},
+                "faerec": {"align_item", "align_feature"}}
 OPTIONS = {"gated": {"model__align_item": 0.1, "model__align_feature": 0.1}}
 
 COMBOS = list(itertools.product(USERS.names(), ENCODERS.names(), FUSIONS.names(), LOSSES.names(),
@@ -35,8 +36,11 @@ COMBOS = list(itertools.product(USERS.names(), ENCODERS.names(), FUSIONS.names()
 
 def _refusal(user_encoder: str, fusion: str) -> str | None:
     """The one-line error a meaningless combination must get, or None."""
-    if USERS.get(user_encoder).sequential and fusion == "late":
+    ue = USERS.get(user_encoder)
+    if ue.sequential and fusion == "late":
         return "model.fusion"  # late fusion scales the static user row per block
+    if FUSIONS.get(fusion).embeds_sequences and not getattr(ue, "causal", False):
+        return "model.user_encoder"  # FAERec gates the causal (SASRec) input sequence
     return None
 
 

@@ -224,7 +224,7 @@ def test_item_chunked_ranking_runs_the_transformer_once_per_query_batch(tiny_dat
         tr = Trainer.build(cfg, seed_everything(0), torch.device("cpu"))
         calls = []
         real = tr.model.user_encoder.history_rows
-        monkeypatch.setattr(tr.model.user_encoder, "history_rows", lambda h, e: calls.append(len(h)) or real(h, e))
+        monkeypatch.setattr(tr.model.user_encoder, "history_rows", lambda h, e, *a: calls.append(len(h)) or real(h, e, *a))
         res = tr.evaluate("valid", ci=False)
         out[budget] = (res.metrics, sum(calls), len(calls), res.info)
     (m0, rows0, _, _), (m1, rows1, n1, info) = out[0], out[0.002]
