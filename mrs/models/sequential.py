@@ -175,7 +175,7 @@ class SequentialUserEncoder(UserEncoder):
         gate), replacing ``Dropout(LayerNorm(√R · Q[seq] + P))``; causal sequences only."""
         pad = item_emb.shape[0]
         if embed is not None:
-            if masked is not None or bool((seq == -2).any()):
+            if not self.causal:  # never reached: FAERec refuses bert4rec at build time
                 raise MrsError("config key 'model.user_encoder': a fusion that embeds the sequences "
                                "needs a causal one (sasrec), not [MASK] tokens")
             return self.attend(embed(seq, self.positions(seq.shape[1]), self.drop), seq == pad)
