@@ -126,7 +126,7 @@ def popularity_barlow_twins(e: Tensor, s: Tensor, pop: Tensor, gamma: float) -> 
     return total
 
 
-@FUSIONS.register("faerec")
+@FUSIONS.register("faerec", rank=5)
 class FAERecFusion(Fusion):
     """FAERec: gated ID/LLM fusion of the SASRec inputs, dual-level alignment, cosine curriculum."""
 

@@ -29,7 +29,7 @@ def _key(name: str) -> str:
     return name.replace(".", "_")
 
 
-@FUSIONS.register("none")
+@FUSIONS.register("none", rank=0)
 class NoFusion(Fusion):
     """IDs only (no content)."""
 
@@ -43,7 +43,7 @@ class NoFusion(Fusion):
         return item_ids
 
 
-@FUSIONS.register("concat")
+@FUSIONS.register("concat", rank=1)
 class ConcatFusion(Fusion):
     """Concatenated modalities, one linear map, added to the ID embedding (the baseline)."""
 
@@ -63,7 +63,7 @@ class ConcatFusion(Fusion):
         return item_ids + self.content(feats)  # (I, r)
 
 
-@FUSIONS.register("early")
+@FUSIONS.register("early", rank=2)
 class EarlyFusion(Fusion):
     """Per-modality projections into a joint space, mixed by learned weights α = softmax(a)."""
 
@@ -92,7 +92,7 @@ class EarlyFusion(Fusion):
         return dict(zip(self.names, self.alpha().tolist()))
 
 
-@FUSIONS.register("late")
+@FUSIONS.register("late", rank=3)
 class LateFusion(Fusion):
     """One block per branch (IDs and each modality), scores combined with learned weights."""
 

@@ -80,7 +80,7 @@ def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-@FUSIONS.register("gated")
+@FUSIONS.register("gated", rank=4)
 class GatedFusion(Fusion):
     """FAERec gate: per item and dimension, g ⊙ e_id + (1 − g) ⊙ φ(content), plus ID/semantic alignment."""
 
