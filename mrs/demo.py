@@ -112,7 +112,8 @@ def best_variant(compare: Path, metric: str = "recall@20") -> Path:
         if v is None or v <= value:
             continue
         try:
-            check_export(load_train_config(m.parent / "config.yaml"))
+            if (m.parent / "config.yaml").is_file():  # a run's own config says what it is
+                check_export(load_train_config(m.parent / "config.yaml"))
         except MrsError:
             continue
         best, value = m.parent, v
