@@ -1,5 +1,6 @@
 """All graph building in one place: the user-item bipartite graph, FREEDOM's per-epoch edge
-pruning, and the frozen item-item kNN graph (cached on disk).
+pruning, the frozen item-item kNN graphs (cached on disk), and LATTICE's weighted kNN graphs and
+row-normalised user-item graph.
 
 Every graph is a ``torch.sparse_csr_tensor`` (never dense), built from edge lists with vectorised
 torch ops (never a Python loop over nodes). Node order of the bipartite graph: users ``0..U-1``,

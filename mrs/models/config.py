@@ -86,8 +86,7 @@ class ModelConfig:
         selected = {name: reg.get(name) for reg, name in ((ENCODER_CHOICES, self.encoder), (FUSIONS, self.fusion),
                                                            (USERS, self.user_encoder), (SCORERS, self.scorer))
                     if name in reg}
-        encoder = selected.get(self.encoder)
-        if self.loss == "none" and encoder is not None and encoder.default_loss != "none":
+        if self.loss == "none" and self.encoder in ENCODERS and ENCODERS.get(self.encoder).default_loss != "none":
             raise MrsError(f"config key 'model.loss': 'none' trains nothing with model.encoder={self.encoder!r} "
                            f"(only an encoder with its own objective, such as bm3, runs without a main loss)")
         for name, value in self.options.items():
@@ -132,7 +131,7 @@ def build_context(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinal
     features = _check_features(features, n_items) if features else {}
     if FUSIONS.get(cfg.fusion).needs_features and not features:
         raise MrsError(f"model.fusion={cfg.fusion!r} needs item features (none were given)")
-    if ENCODERS.get(cfg.encoder).needs_features and not features:
+    if cfg.encoder in ENCODERS and ENCODERS.get(cfg.encoder).needs_features and not features:
         raise MrsError(f"model.encoder={cfg.encoder!r} needs item features (none were given: set data.features)")
     if cfg.coupling_mu0 > 0 and not features:
         raise MrsError("model.coupling_mu0 > 0 needs item features (none were given)")
