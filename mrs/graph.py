@@ -1,5 +1,6 @@
 """All graph building in one place: the user-item bipartite graph, FREEDOM's per-epoch edge
-pruning, and the frozen item-item kNN graph (cached on disk).
+pruning, the frozen item-item kNN graphs (cached on disk), and LATTICE's weighted kNN graphs and
+row-normalised user-item graph.
 
 Every graph is a ``torch.sparse_csr_tensor`` (never dense), built from edge lists with vectorised
 torch ops (never a Python loop over nodes). Node order of the bipartite graph: users ``0..U-1``,
@@ -263,6 +264,69 @@ def freedom_knn_adj(features: dict[str, Tensor], present: dict[str, Tensor], k: 
     cols.append(bare)
     vals.append(torch.ones(bare.numel()))
     return to_csr(torch.cat(rows), torch.cat(cols), torch.cat(vals), (n, n))
+
+
+# ------------------------------------------------ LATTICE's graphs (weighted kNN, row-normalised)
+
+def rw_self_loop_blocks(users: Tensor, items: Tensor, n_users: int, n_items: int
+                        ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""LATTICE's user-item graph :math:`D^{-1}(A + I)` (MMRec ``LATTICE.get_adj_mat``: self-loops,
+    row-normalised, not symmetric), by blocks: ``P_ui = D_u^{-1} R (U, I)`` and
+    ``P_iu = D_i^{-1} R^T (I, U)`` as CSR, and the self-loop weights ``1 / (d + 1)`` of users
+    ``(U,)`` and items ``(I,)`` (degrees count the self-loop). One layer is then
+    ``u' = s_u u + P_ui i``, ``i' = s_i i + P_iu u``."""
+    users, items = users.long(), items.long()
+    inv_u = 1.0 / (torch.bincount(users, minlength=n_users).float() + 1.0)
+    inv_i = 1.0 / (torch.bincount(items, minlength=n_items).float() + 1.0)
+    return (to_csr(users, items, inv_u[users], (n_users, n_items)),
+            to_csr(items, users, inv_i[items], (n_items, n_users)), inv_u, inv_i)
+
+
+def cosine_edge_values(x: Tensor, row: Tensor, col: Tensor) -> Tensor:
+    """``cos(x_row, x_col)`` per edge (E,), differentiable in ``x``: the entries of a dense
+    cosine matrix at the kNN edges only (``O(E·d)``, never ``I x I``)."""
+    z = torch.nn.functional.normalize(x, dim=1)
+    return (z[row] * z[col]).sum(1)
+
+
+def laplacian_edge_values(row: Tensor, col: Tensor, val: Tensor, n: int) -> Tensor:
+    r"""MMRec's ``compute_normalized_laplacian`` on an edge list: :math:`D^{-1/2} A D^{-1/2}` with
+    :math:`D` the row sums of the (asymmetric, weighted) :math:`A`, ``0`` where a row sum is 0
+    (MMRec's ``isinf -> 0``); duplicate edges count in the sums as they would summed.
+    Differentiable in ``val``."""
+    inv = val.new_zeros(n).index_add(0, row, val).pow(-0.5)
+    inv = inv.masked_fill(torch.isinf(inv), 0.0)
+    return inv[row] * val * inv[col]
+
+
+def edge_propagate(row: Tensor, col: Tensor, val: Tensor, x: Tensor, n: int) -> Tensor:
+    """``A x`` for the edge list ``A`` (duplicates summed), differentiable in ``val`` and ``x``:
+    for a graph whose weights take gradients (LATTICE's learned graph). Memory ``O(E·r)``;
+    a fixed graph uses :func:`spmm`."""
+    return x.new_zeros(n, x.shape[1]).index_add(0, row, val[:, None] * x[col])
+
+
+def weighted_knn_adj(features: Tensor, k: int, present: Tensor | None = None,
+                     max_bytes: int = KNN_MEMORY, search: KnnSearch | None = None) -> Tensor:
+    r"""LATTICE's item graph of one modality (MMRec ``compute_normalized_laplacian(
+    build_knn_neighbourhood(build_sim(x), k))``): each present item's ``k`` most cosine-similar
+    present items, self included (MMRec's ``topk`` over the full row), weighted by the cosine
+    (not binary, unlike FREEDOM's), normalised by :func:`laplacian_edge_values`. ``(I, I)`` CSR;
+    the search is :func:`search_edges` (bounded memory), never the dense ``I x I`` similarity
+    MMRec builds (its issue #22)."""
+    n = features.shape[0]
+    row, col = search_edges(features, k, present, True, max_bytes, search)
+    val = laplacian_edge_values(row, col, cosine_edge_values(features.float(), row, col), n)
+    return to_csr(row, col, val, (n, n))
+
+
+def load_or_build_weighted_knn(features: Tensor, present: Tensor, k: int, cache_dir: Path | None,
+                               search: KnnSearch | None = None) -> Tensor:
+    """:func:`weighted_knn_adj`, cached by the features, mask, k and the search."""
+    tag = _search_tag(search, [int(present.sum())])
+    key = f"{tensors_checksum(features, present, extra='weighted;' + tag)[:24]}-k{k}" + ("-ivf" if tag else "")
+    return load_or_build_graph(key, features.shape[0],
+                               lambda: weighted_knn_adj(features, k, present, search=search), cache_dir)
 
 
 def tensors_checksum(*tensors: Tensor, extra: str = "") -> str:

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -77,6 +77,31 @@ class KnnSearch:
             return ""
         return (f"ivf-nlist{self.n_lists(n_present)}-nprobe{self.nprobe}-seed{self.seed}"
                 f"-t{self.train_per_list}-it{self.niter}")
+
+
+@dataclass
+class KnnOptions:
+    """The kNN search keys every plug-in with an item kNN graph takes (``model.options.<plug-in>.*``):
+    FREEDOM's and LATTICE's ``Options`` extend it, so the keys and their checks live here once."""
+
+    # exact: blocked exact search (O(I²·d)) | ivf: faiss IVF, approximate (1M x 384 in 759 s) |
+    # auto: exact up to mrs.knn.AUTO_EXACT_MAX (200,000) present items per modality, ivf above
+    knn_search: Literal["auto", "exact", "ivf"] = "auto"
+    knn_nprobe: int = 16  # ivf: cells scanned per query (= knn_nlist: exhaustive)
+    knn_nlist: int = 0  # ivf: cells; 0 = 4·sqrt(present items)
+    plugin: ClassVar[str] = ""  # the plug-in whose keys these are (error messages name them)
+
+    def __post_init__(self) -> None:
+        if self.knn_nprobe < 1 or self.knn_nlist < 0:
+            key = "knn_nprobe" if self.knn_nprobe < 1 else "knn_nlist"
+            self.fail(key, ">= 1" if key == "knn_nprobe" else ">= 0")
+
+    def fail(self, key: str, want: str) -> None:
+        """Raise the one-line error for option ``key`` (its value is not ``want``)."""
+        raise MrsError(f"config key 'model.options.{self.plugin}.{key}' must be {want}, got {getattr(self, key)}")
+
+    def search(self) -> KnnSearch:
+        return KnnSearch(kind=self.knn_search, nprobe=self.knn_nprobe, nlist=self.knn_nlist)
 
 
 def _unit(x: Tensor) -> np.ndarray:

@@ -99,6 +99,11 @@ class Plugin(nn.Module):
 class Encoder(Plugin):
     """Phase 3: ``(user_ego (U, R), item_ego (I, R)) -> (user_emb (U, R), item_emb (I, R))``."""
 
+    @staticmethod
+    def width(cfg: "ModelConfig", ctx: BuildContext) -> int:
+        """``R``: the rows' width, ``model.dim`` times the configured fusion's blocks."""
+        return cfg.dim * FUSIONS.get(cfg.fusion).blocks(ctx)
+
     @classmethod
     def from_config(cls, cfg: "ModelConfig", ctx: BuildContext) -> "Encoder":
         raise NotImplementedError
@@ -121,10 +126,18 @@ class Encoder(Plugin):
     #: whether :meth:`aux_losses` compares positives with negatives: then every training step
     #: samples at least one negative per prediction, whatever the main loss needs
     needs_negatives: bool = False
+    #: whether the encoder cannot work without item content (VBPR, LATTICE): a dataset without
+    #: ``data.features`` is refused with a one-line error naming ``model.encoder``
+    needs_features: bool = False
+    #: the main loss ``model.loss=auto`` picks for this encoder (``None``: the user encoder's);
+    #: ``"none"`` marks an encoder whose ``aux_losses`` are its whole objective (BM3), the only
+    #: kind that may run with ``model.loss=none``
+    default_loss: str | None = None
 
     def aux_losses(self, batch: "Batch", user_emb: Tensor, item_emb: Tensor) -> dict[str, Tensor]:
         """Extra loss terms of this encoder for one batch (already weighted). ``batch.users`` are
-        the predictions' users (a sequence position's user), ``batch.neg`` their negatives.
+        the predictions' users (a sequence position's user), ``batch.neg`` their negatives,
+        ``batch.queries`` their CP queries (the rows the scorer multiplies with ``item_emb``).
         Default: none."""
         return {}
 
@@ -149,6 +162,12 @@ class Fusion(Plugin):
     @classmethod
     def from_config(cls, cfg: "ModelConfig", ctx: BuildContext) -> "Fusion":
         raise NotImplementedError
+
+    @classmethod
+    def blocks(cls, ctx: BuildContext) -> int:
+        """``n_blocks`` of the fusion ``from_config`` would build from ``ctx``, known before it
+        is built (an encoder that maps whole rows sizes its layers by it). Default: ``n_blocks``."""
+        return cls.n_blocks
 
     def forward(self, item_ids: Tensor, feats: dict[str, Tensor]) -> Tensor:
         """``item_ids (I, r)``, ``feats {m: (I, d_m)}`` -> ``(I, n_blocks · r)``."""
@@ -262,10 +281,11 @@ class Batch:
     pos: Tensor    # (B,) long
     neg: Tensor | None  # (B,) long, or (B, K) for several negatives per positive; None: none sampled (ce)
     modes: Tensor  # (B, n_modes) long
+    queries: Tensor | None = None  # (B, R): the CP queries (set by the objective for aux_losses)
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(*(t if t is None else t.to(device, non_blocking=True)
-                       for t in (self.users, self.pos, self.neg, self.modes)))
+                       for t in (self.users, self.pos, self.neg, self.modes, self.queries)))
 
 
 class Recommender(nn.Module):

@@ -41,8 +41,9 @@ class ModelConfig:
     fusion: str = field(default="none", metadata={"registry": FUSIONS})  # how item content enters: none | concat | early | late | gated | faerec
     joint_dim: int = 64  # early fusion: shared space of the modality projections
     reg: float = 1e-4  # L2 λ on the batch's ego embedding rows, divided by the batch size
-    # main ranking loss (mrs.losses.LOSSES): bpr | ce | sampled_softmax; auto = the user encoder's
-    # usual one (bpr for id rows, as MF/LightGCN; ce, the full softmax, for sasrec/bert4rec)
+    # main ranking loss (mrs.losses.LOSSES): bpr | ce | sampled_softmax | none; auto = the encoder's
+    # own (none for bm3, whose terms are its objective), else the user encoder's usual one (bpr for
+    # id rows, as MF/LightGCN; ce, the full softmax, for sasrec/bert4rec)
     loss: str = "auto"
     loss_negatives: int = 100  # sampled_softmax: uniform negatives per prediction
     # FREEDOM
@@ -85,6 +86,9 @@ class ModelConfig:
         selected = {name: reg.get(name) for reg, name in ((ENCODER_CHOICES, self.encoder), (FUSIONS, self.fusion),
                                                            (USERS, self.user_encoder), (SCORERS, self.scorer))
                     if name in reg}
+        if self.loss == "none" and self.encoder in ENCODERS and ENCODERS.get(self.encoder).default_loss != "none":
+            raise MrsError(f"config key 'model.loss': 'none' trains nothing with model.encoder={self.encoder!r} "
+                           f"(only an encoder with its own objective, such as bm3, runs without a main loss)")
         for name, value in self.options.items():
             if name not in selected:
                 raise MrsError(f"config key 'model.options.{name}': no selected plug-in is called {name!r} "
@@ -127,6 +131,8 @@ def build_context(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinal
     features = _check_features(features, n_items) if features else {}
     if FUSIONS.get(cfg.fusion).needs_features and not features:
         raise MrsError(f"model.fusion={cfg.fusion!r} needs item features (none were given)")
+    if cfg.encoder in ENCODERS and ENCODERS.get(cfg.encoder).needs_features and not features:
+        raise MrsError(f"model.encoder={cfg.encoder!r} needs item features (none were given: set data.features)")
     if cfg.coupling_mu0 > 0 and not features:
         raise MrsError("model.coupling_mu0 > 0 needs item features (none were given)")
     for key in ("align_item", "align_feature"):
@@ -170,7 +176,7 @@ def build_model(cfg: ModelConfig, ctx: BuildContext | None = None, **data: Any) 
     scorer = SCORERS.get(cfg.scorer).from_config(cfg, ctx, dim)
     mu = coupling_weights(ctx.item_counts, cfg.coupling_mu0) if cfg.coupling_mu0 > 0 else None
     keep_features = fusion.needs_features or mu is not None
-    loss = user_encoder.default_loss if cfg.loss == "auto" else cfg.loss
+    loss = cfg.loss if cfg.loss != "auto" else (type(encoder).default_loss or user_encoder.default_loss)
     model = CPRecommender(ctx.n_users, ctx.n_items, cfg.dim, encoder, fusion, user_encoder, scorer,
                           features=ctx.features if keep_features else None, reg=cfg.reg, coupling_mu=mu,
                           loss=loss, loss_negatives=cfg.loss_negatives)

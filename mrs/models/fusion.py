@@ -108,6 +108,10 @@ class LateFusion(Fusion):
     def from_config(cls, cfg, ctx: BuildContext) -> "LateFusion":
         return cls(ctx.feature_dims, cfg.dim)
 
+    @classmethod
+    def blocks(cls, ctx: BuildContext) -> int:
+        return len(ctx.features) + 1
+
     def alpha(self) -> Tensor:
         return torch.softmax(self.logits, 0)  # (1 + M,) over [id, *modalities]
 

@@ -12,11 +12,14 @@ target, :mod:`mrs.train.sequences`); *which terms the loss has* is decided here 
       + \frac{1}{N} \sum_{i \in batch} \mu_i \|Q^{id}_i - W e_i\|^2
       + \sum_{p \in plug-ins} \mathcal{L}_p
 
-- ``ℓ_main``: ``bpr``, ``ce`` (full softmax) or ``sampled_softmax`` (:data:`mrs.losses.LOSSES`);
+- ``ℓ_main``: ``bpr``, ``ce`` (full softmax) or ``sampled_softmax`` (:data:`mrs.losses.LOSSES`),
+  or ``none`` (zero) for an encoder whose own terms are its whole objective (BM3: no negatives,
+  cosine terms; ``model.loss=auto`` picks it there, :attr:`mrs.models.base.Encoder.default_loss`);
 - ``Θ_batch``: the user ID rows the batch touched (``id`` user encoder), the item ID rows of the
   targets and negatives, and the mode factor rows minus one (their "no context effect" value);
 - the semantic coupling when ``model.coupling_mu0 > 0``;
-- every plug-in's ``aux_losses``: the encoder's (FREEDOM's per-modality BPR) and the fusion's
+- every plug-in's ``aux_losses``: the encoder's (FREEDOM's per-modality BPR, VBPR's and
+  LATTICE's MMRec regularisers, BM3's bootstrap terms, which read the queries) and the fusion's
   (gated fusion's and FAERec's ID/semantic alignment, which also read the predictions themselves).
 
 Every term that is configured appears in the returned parts under its name, so the trainer logs
@@ -77,7 +80,7 @@ def training_loss(model, p: Predictions, emb: tuple[Tensor, Tensor], loss: str,
         parts["coupling"] = c.item()
     from mrs.models.base import Batch
 
-    batch = Batch(p.users, p.pos, p.neg, p.modes)
+    batch = Batch(p.users, p.pos, p.neg, p.modes, q)
     extra = {**model.encoder.aux_losses(batch, user_emb, item_emb),
              **model.fusion.aux_losses(items, model.item_emb.weight, model.features(), predictions=p)}
     for name, term in extra.items():

@@ -36,7 +36,8 @@ from mrs.train.config import TrainConfig, load_train_config
 def default_variants() -> list[dict[str, Any]]:
     """The closed-form baselines (``mrs.models.CLOSED_FORM``: pop, itemknn, rp3beta, ease, each at
     its defaults), then every registered encoder (``ENCODERS``, in rank order) without and with
-    CP modes: a table a reviewer can read against the simple baselines first."""
+    CP modes: a table a reviewer can read against the simple baselines first (:func:`load_compare`
+    leaves out the encoders that need content when ``data.features`` is empty)."""
     from mrs.models.base import CLOSED_FORM, ENCODERS
 
     return ([{"name": name, "set": {"model.encoder": name}} for name in CLOSED_FORM.names()] +
@@ -52,8 +53,12 @@ def load_compare(path: str | Path | None, overrides: list[str] = ()
                  ) -> tuple[list[tuple[str, TrainConfig]], list[str], dict]:
     """``([(variant name, resolved TrainConfig)], report metrics, resolved raw config)``; the
     resolved config also holds ``seeds`` (list or ``None``) and ``baseline``."""
+    from mrs.models.base import ENCODERS
+
     raw = read_yaml(path) if path else {}
-    variants = raw.pop("variants", None) or default_variants()
+    variants = raw.pop("variants", None)
+    defaulted = not variants
+    variants = variants or default_variants()
     report = raw.pop("report", None) or DEFAULT_REPORT
     seeds = raw.pop("seeds", None)
     baseline = raw.pop("baseline", None)
@@ -74,13 +79,17 @@ def load_compare(path: str | Path | None, overrides: list[str] = ()
             cfg = load_train_config(None, [*overrides, *sets], base=raw)
         except MrsError as e:
             raise MrsError(f"{where}: variant {name!r}: {e}") from None
+        if (defaulted and not cfg.data.features and cfg.model.encoder in ENCODERS
+                and ENCODERS.get(cfg.model.encoder).needs_features):
+            continue  # a default variant that needs content (vbpr, lattice) on data without data.features
         out.append((name, cfg))
     if seeds is not None and (not isinstance(seeds, list) or not all(isinstance(x, int) for x in seeds)):
         raise MrsError(f"{where}: 'seeds' must be a list of integers, got {seeds!r}")
     if baseline is None:  # the default: mf when it is a variant, else the first one
         baseline = "mf" if "mf" in names else out[0][0]
     baseline = check_baseline(str(baseline), [n for n, _ in out], f"{where}: 'baseline'")
-    resolved = {**raw, "report": report, "variants": variants, "seeds": seeds, "baseline": baseline,
+    kept = {n for n, _ in out}
+    resolved = {**raw, "report": report, "variants": [v for v in variants if str(v["name"]) in kept], "seeds": seeds, "baseline": baseline,
                 "overrides": list(overrides)}
     return out, list(report), resolved
 

@@ -12,7 +12,7 @@ def test_quick_fit_recovers_planted_clusters(encoder):
     torch.manual_seed(0)
     m = build_model(ModelConfig(encoder=encoder, dim=8, edge_drop=0.3), n_users=d.n_users, n_items=d.n_items,
                     mode_cardinalities=[], train_users=d.train_users, train_items=d.train_items,
-                    features=d.features if encoder == "freedom" else None)
+                    features=d.features if encoder in ("freedom", "bm3") or ENCODERS.get(encoder).needs_features else None)
     m.eval()
     before = recall_at(m, d)
     fit(m, d, epochs=10)

@@ -41,10 +41,15 @@ def test_late_fusion_block_weights():
 def test_every_model_trains_one_epoch(encoder, fusion, tmp_path):
     """RecBole-style smoke test: each encoder x fusion builds, trains an epoch, ranks, logs α."""
     d = planted(n_users=40, n_items=30, per_user=6)
-    m = build_model(ModelConfig(encoder=encoder, fusion=fusion, dim=4, joint_dim=6, coupling_mu0=0.1,
-                                filtration="content" if encoder == "freedom" else "degree", knn_k=3),
-                    n_users=d.n_users, n_items=d.n_items, mode_cardinalities=[2], train_users=d.train_users,
-                    train_items=d.train_items, features=d.features)
+    cfg = ModelConfig(encoder=encoder, fusion=fusion, dim=4, joint_dim=6, coupling_mu0=0.1,
+                      filtration="content" if encoder == "freedom" else "degree", knn_k=3)
+    data = dict(n_users=d.n_users, n_items=d.n_items, mode_cardinalities=[2], train_users=d.train_users,
+                train_items=d.train_items, features=d.features)
+    if encoder == "vbpr" and fusion == "late":  # VBPR's content block would overwrite a branch
+        with pytest.raises(MrsError, match="model.fusion"):
+            build_model(cfg, **data)
+        return
+    m = build_model(cfg, **data)
     before = {k: v.clone() for k, v in m.state_dict().items()}
     fit(m, d, epochs=1, modes_card=[2])
     assert any(not torch.equal(before[k], v) for k, v in m.state_dict().items())

@@ -20,3 +20,15 @@ def tiny_overrides(data_dir, **kw) -> list[str]:
             "eval.bootstrap": 20, "eval.ks": [5, 20]}
     base.update({k.replace("__", "."): v for k, v in kw.items()})
     return [f"{k}={v}" for k, v in base.items()]
+
+
+def cli_train(data_dir, out_dir, **kw) -> dict:
+    """``mrs train`` (the CLI entry point) on ``data_dir`` with :func:`tiny_overrides` and ``kw``;
+    asserts it succeeded and returns the run's ``metrics.json``."""
+    import json
+
+    from mrs.cli import main
+
+    sets = [a for s in tiny_overrides(data_dir, train__num_threads=1, eval__bootstrap=0, **kw) for a in ("--set", s)]
+    assert main(["train", *sets, "--no-wandb", "--out", str(out_dir)]) == 0
+    return json.loads((out_dir / "metrics.json").read_text())

@@ -58,3 +58,16 @@ def test_a_variants_nested_override_does_not_leak_into_the_next(tmp_path):
                    "  - {name: one, set: {data.features: [a]}}\n  - {name: two}\n")
     (_, one), (_, two) = load_compare(cfg)[0]
     assert one.data.features == ["a"] and two.data.features == ["a", "b"]
+
+
+def test_default_variants_leave_out_content_encoders_without_features(tmp_path):
+    """vbpr and lattice need item content: on data without data.features the default variants skip
+    them (every run would stop with 'needs item features'); with features they are compared."""
+    from mrs.train.compare import load_compare
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {features: []}\n")
+    names = [n for n, _ in load_compare(cfg)[0]]
+    assert "mf" in names and "bm3+cp" in names and not {"vbpr", "lattice+cp"} & set(names)
+    cfg.write_text("data: {features: [a]}\n")
+    assert {"vbpr", "vbpr+cp", "lattice", "lattice+cp"} <= {n for n, _ in load_compare(cfg)[0]}

@@ -27,16 +27,23 @@ from tests.train.conftest import tiny_overrides
 #: the terms each built-in plug-in adds when configured as below (a new plug-in with its own
 #: terms adds its row here; without a row, only (b) and the generic terms are checked for it)
 PLUGIN_TERMS = {"freedom": {"modality_bpr"}, "gated": {"align_item", "align_feature"},
-                "faerec": {"align_item", "align_feature"}}
+                "faerec": {"align_item", "align_feature"},
+                "vbpr": {"emb_reg"}, "lattice": {"emb_reg"}, "bm3": {"bm3_cf", "emb_reg", "bm3_mm"}}
+#: encoders trained with content here (those that need it, and those that read it if given)
+CONTENT = {"freedom", "bm3", *(e for e in ENCODERS.names() if ENCODERS.get(e).needs_features)}
 OPTIONS = {"gated": {"model__align_item": 0.1, "model__align_feature": 0.1}}
 
 COMBOS = list(itertools.product(USERS.names(), ENCODERS.names(), FUSIONS.names(), LOSSES.names(),
                                 (False, True)))
 
 
-def _refusal(user_encoder: str, fusion: str) -> str | None:
+def _refusal(user_encoder: str, encoder: str, fusion: str, loss: str) -> str | None:
     """The one-line error a meaningless combination must get, or None."""
     ue = USERS.get(user_encoder)
+    if loss == "none" and ENCODERS.get(encoder).default_loss != "none":
+        return "model.loss"  # no main loss and no objective of the encoder's own: nothing trains
+    if encoder == "vbpr" and fusion == "late":
+        return "model.fusion"  # VBPR's content block would overwrite late fusion's last branch
     if ue.sequential and fusion == "late":
         return "model.fusion"  # late fusion scales the static user row per block
     if FUSIONS.get(fusion).embeds_sequences and not getattr(ue, "causal", False):
@@ -57,7 +64,7 @@ def _cfg(tiny_data, user_encoder, encoder, fusion, loss, coupling):
         tiny_data, model__user_encoder=user_encoder, model__encoder=encoder, model__fusion=fusion,
         model__loss=loss, model__loss_negatives=5, model__coupling_mu0=0.5 if coupling else 0.0,
         model__seq_len=6, model__modes=True, model__reg=1e-3, train__batch_size=64,
-        data__features="[text-synth, image-synth]" if content or encoder == "freedom" else "[]",
+        data__features="[text-synth, image-synth]" if content or encoder in CONTENT else "[]",
         **OPTIONS.get(fusion, {})))
 
 
@@ -86,12 +93,13 @@ def check_terms_and_gradients(tr: Trainer, parts: dict[str, float], loss: str, e
 @pytest.mark.parametrize("user_encoder,encoder,fusion,loss,coupling", COMBOS,
                          ids=["-".join(map(str, c)) for c in COMBOS])
 def test_every_configured_term_trains(tiny_data, dataset, user_encoder, encoder, fusion, loss, coupling):
-    cfg = _cfg(tiny_data, user_encoder, encoder, fusion, loss, coupling)
-    refusal = _refusal(user_encoder, fusion)
+    refusal = _refusal(user_encoder, encoder, fusion, loss)
     if refusal:
         with pytest.raises(MrsError, match=refusal):
-            Trainer.build(cfg, seed_everything(0), torch.device("cpu"), ds=dataset)
+            Trainer.build(_cfg(tiny_data, user_encoder, encoder, fusion, loss, coupling), seed_everything(0),
+                          torch.device("cpu"), ds=dataset)
         return
+    cfg = _cfg(tiny_data, user_encoder, encoder, fusion, loss, coupling)
     tr = Trainer.build(cfg, seed_everything(0), torch.device("cpu"), ds=dataset)
     parts = one_step(tr)
     check_terms_and_gradients(tr, parts, loss, encoder, fusion, coupling)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from mrs.errors import MrsError
 from mrs.models import ENCODERS, FUSIONS
 from mrs.train.config import load_train_config
 from mrs.train.trainer import run_train
@@ -18,10 +19,14 @@ from tests.train.conftest import tiny_overrides
 @pytest.mark.parametrize("modes", [False, True])
 @pytest.mark.parametrize("encoder", ENCODERS.names())
 def test_every_model_trains_one_epoch(tiny_data, tmp_path, encoder, modes, fusion):
-    feats = "[text-synth, image-synth]" if fusion != "none" else "[]"
+    feats = "[text-synth, image-synth]" if fusion != "none" or ENCODERS.get(encoder).needs_features else "[]"
     cfg = load_train_config(None, tiny_overrides(
         tiny_data, model__encoder=encoder, model__modes=modes, model__fusion=fusion,
         data__features=feats, eval__bootstrap=0))
+    if encoder == "vbpr" and fusion == "late":  # VBPR's content block would overwrite a branch
+        with pytest.raises(MrsError, match="model.fusion"):
+            run_train(cfg, tmp_path / "run")
+        return
     m = run_train(cfg, tmp_path / "run")
     assert m["best_epoch"] == 1 and len(m["history"]) == 1
     assert math.isfinite(m["history"][0]["loss"])

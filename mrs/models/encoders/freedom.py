@@ -4,14 +4,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from mrs import graph
 from mrs.errors import MrsError
-from mrs.knn import KnnSearch
+from mrs.knn import KnnOptions
 from mrs.losses import bpr_loss
 from mrs.models.base import ENCODERS, Batch, BuildContext
 from mrs.models.encoders.lightgcn import CSR, GraphBackend, LightGCNEncoder, pyg_backend, sparse_matmul
@@ -20,23 +20,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class FreedomOptions:
+class FreedomOptions(KnnOptions):
     """``model.options.freedom.*``: how the item kNN graph is searched (:mod:`mrs.knn`)."""
 
-    # exact: blocked exact search (O(I²·d)) | ivf: faiss IVF, approximate (1M x 384 in 759 s) |
-    # auto: exact up to mrs.knn.AUTO_EXACT_MAX (200,000) present items per modality, ivf above
-    knn_search: Literal["auto", "exact", "ivf"] = "auto"
-    knn_nprobe: int = 16  # ivf: cells scanned per query (= knn_nlist: exhaustive)
-    knn_nlist: int = 0  # ivf: cells; 0 = 4·sqrt(present items)
-
-    def __post_init__(self) -> None:
-        if self.knn_nprobe < 1 or self.knn_nlist < 0:
-            key = "knn_nprobe" if self.knn_nprobe < 1 else "knn_nlist"
-            raise MrsError(f"config key 'model.options.freedom.{key}' must be "
-                           f"{'>= 1' if key == 'knn_nprobe' else '>= 0'}, got {getattr(self, key)}")
-
-    def search(self) -> KnnSearch:
-        return KnnSearch(kind=self.knn_search, nprobe=self.knn_nprobe, nlist=self.knn_nlist)
+    plugin: ClassVar[str] = "freedom"
 
 
 @ENCODERS.register("freedom", rank=2)
