@@ -118,5 +118,5 @@ def best_variant(compare: Path, metric: str = "recall@20") -> Path:
             continue
         best, value = m.parent, v
     if best is None:
-        raise MrsError(f"{compare / 'runs'}: no finished servable variant with a validation {metric}")
+        raise MrsError(f"{compare / 'runs'}: no finished variant that mrs export can serve with a validation {metric}")
     return best
