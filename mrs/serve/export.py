@@ -72,7 +72,8 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False, index:
     from mrs.train.config import load_train_config
 
     run, out = Path(run_dir), Path(out)
-    for name in ("config.yaml", final_weights(run)):
+    metrics = read_metrics(run)
+    for name in ("config.yaml", final_weights(metrics)):
         if not (run / name).is_file():
             raise MrsError(f"{run / name}: not found (is {run} a finished `mrs train` run directory?)")
     if not (run / "metrics.json").is_file():
@@ -86,26 +87,34 @@ def export_run(run_dir: str | Path, out: str | Path, force: bool = False, index:
     from mrs.train.closed_form import check_export
 
     check_export(cfg)  # closed-form models: only those whose scores are a factor product
-    tensors, meta = _collect(cfg, run)
+    tensors, meta = _collect(cfg, run, metrics)
     with atomic_dir(out, carry=carry) as tmp:
         write_model_dir(tmp, tensors, meta, index)
     log.info("exported %s -> %s (%d users, %d items)", run, out, meta["n_users"], meta["n_items"])
     return out
 
 
-def final_weights(run: Path) -> str:
-    """The weights file of ``run`` whose test figures ``metrics.json`` reports (``best.pt`` for
-    a run without one, e.g. trained before ``final.pt`` existed)."""
+def read_metrics(run: Path) -> dict[str, Any]:
+    """``run``'s ``metrics.json`` (``{}`` for an unfinished run), read once per export."""
     mpath = run / "metrics.json"
     if not mpath.is_file():
-        return "best.pt"
+        return {}
     try:
-        return str(json.loads(mpath.read_text()).get("final_weights", "best.pt"))
-    except (ValueError, AttributeError):
+        metrics = json.loads(mpath.read_text())
+    except ValueError:
         raise MrsError(f"{mpath}: not a metrics.json (unreadable JSON)") from None
+    if not isinstance(metrics, dict):
+        raise MrsError(f"{mpath}: not a metrics.json (not a JSON object)")
+    return metrics
 
 
-def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def final_weights(metrics: dict[str, Any]) -> str:
+    """The weights file whose test figures ``metrics`` reports (``best.pt`` for a run without
+    one, e.g. unfinished or trained before ``final.pt`` existed)."""
+    return str(metrics.get("final_weights", "best.pt"))
+
+
+def _collect(cfg: Any, run: Path, metrics: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Rebuild the run's final model on CPU (on train + valid where it was refit there: its
     graph, popularity and seen items are the refit's), load its weights and read out every
     served array."""
@@ -119,7 +128,7 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     if FUSIONS.get(cfg.model.fusion).embeds_sequences:  # the server's history encoder has no fusion
         raise MrsError(f"{run / 'config.yaml'}: model.fusion={cfg.model.fusion!r} embeds the input "
                        f"sequences itself, which mrs export cannot serve yet")
-    wfile = final_weights(run)
+    wfile = final_weights(metrics)
     ds = load_prepared(cfg.data.dir)
     tr = Trainer.build(cfg, device=torch.device("cpu"), ds=train_valid_view(ds) if wfile == FINAL else ds)
     epoch = load_weights(run / wfile, tr.model)  # weights only, checksum verified
@@ -173,8 +182,6 @@ def _collect(cfg: Any, run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     from mrs.config import to_dict
     from mrs.tracking.provenance import git_state
 
-    metrics_path = run / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     meta = {
         "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "n_users": ds.n_users, "n_items": ds.n_items, "dim": int(user.shape[1]),
