@@ -26,3 +26,15 @@ def is_train(sampler, users: Tensor, items: Tensor) -> Tensor:
         return torch.zeros_like(q, dtype=torch.bool)
     pos = torch.searchsorted(keys, q).clamp(max=keys.numel() - 1)
     return keys[pos] == q
+
+
+def mmrec_layer_mean(adj: Tensor, user_w: Tensor, item_w: Tensor, n_layers: int) -> tuple[Tensor, Tensor]:
+    """MMRec's LightGCN branch, as its models write it: ``ego = [U; I]``, ``n_layers`` products
+    with the dense ``adj``, the mean of all layers, split back into users and items."""
+    ego = torch.cat((user_w, item_w), dim=0)
+    all_embeddings = [ego]
+    for _ in range(n_layers):
+        ego = adj @ ego
+        all_embeddings += [ego]
+    mean = torch.stack(all_embeddings, dim=1).mean(dim=1)
+    return mean[:len(user_w)], mean[len(user_w):]

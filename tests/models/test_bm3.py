@@ -12,6 +12,7 @@ from torch.nn.functional import cosine_similarity
 
 from mrs.errors import MrsError
 from mrs.models import Batch, ModelConfig, build_model
+from tests.models.reference import mmrec_layer_mean
 from tests.train.conftest import cli_train, tiny_data  # noqa: F401 (fixture)
 
 N_USERS, N_ITEMS = 5, 8
@@ -29,16 +30,8 @@ def mmrec_norm_adj():
 
 
 def mmrec_forward(user_w, item_w, n_layers):
-    h = item_w
-    ego = torch.cat((user_w, item_w), dim=0)
-    all_embeddings = [ego]
-    adj = mmrec_norm_adj()
-    for _ in range(n_layers):
-        ego = adj @ ego
-        all_embeddings += [ego]
-    all_embeddings = torch.stack(all_embeddings, dim=1).mean(dim=1)
-    u_g, i_g = torch.split(all_embeddings, [N_USERS, N_ITEMS], dim=0)
-    return u_g, i_g + h
+    u_g, i_g = mmrec_layer_mean(mmrec_norm_adj(), user_w, item_w, n_layers)
+    return u_g, i_g + item_w
 
 
 def mmrec_loss(user_w, item_w, predictor, t_feat, v_feat, text_trs, image_trs, users, items,

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from mrs.errors import MrsError
 from mrs.models import Batch, ModelConfig, build_artifacts, build_context, build_model
+from tests.models.reference import mmrec_layer_mean
 from tests.train.conftest import cli_train, tiny_data  # noqa: F401 (fixture)
 
 N_USERS, N_ITEMS, K = 6, 12, 3
@@ -62,14 +63,7 @@ def mmrec_forward(user_w, item_w, raw, feats, trs, modal_weight, lambda_coeff, n
     h = item_w
     for _ in range(n_layers):
         h = torch.mm(item_adj, h)
-    ego = torch.cat((user_w, item_w), dim=0)
-    all_embeddings = [ego]
-    norm_adj = mmrec_norm_adj()
-    for _ in range(n_ui_layers):
-        ego = norm_adj @ ego
-        all_embeddings += [ego]
-    all_embeddings = torch.stack(all_embeddings, dim=1).mean(dim=1)
-    u_g, i_g = torch.split(all_embeddings, [N_USERS, N_ITEMS], dim=0)
+    u_g, i_g = mmrec_layer_mean(mmrec_norm_adj(), user_w, item_w, n_ui_layers)
     return u_g, i_g + F.normalize(h, p=2, dim=1)
 
 
