@@ -28,16 +28,17 @@ class CPRecommender(Recommender):
         reg: L2 λ on the batch's ego embeddings (and mode factor rows, towards one).
         coupling_mu: ``(I,)`` per-item coupling weights ``μ_i``, or ``None`` (coupling off).
         loss: the main ranking loss (:data:`mrs.losses.LOSSES`); loss_negatives: its sampled
-            negatives per prediction where it samples several (``sampled_softmax``).
+            negatives per prediction where it samples several (``sampled_softmax``);
+            shared_negatives: one set of them shared by every prediction of a step.
     """
 
     def __init__(self, n_users: int, n_items: int, dim: int, encoder: Encoder, fusion: Fusion,
                  user_encoder: UserEncoder, scorer: Scorer, features: dict[str, Tensor] | None = None,
                  reg: float = 0.0, coupling_mu: Tensor | None = None, loss: str = "bpr",
-                 loss_negatives: int = 100):
+                 loss_negatives: int = 100, shared_negatives: bool = False):
         super().__init__()
         self.n_users, self.n_items, self.reg = n_users, n_items, reg
-        self.loss, self.loss_negatives = loss, loss_negatives
+        self.loss, self.loss_negatives, self.shared_negatives = loss, loss_negatives, shared_negatives
         self.fusion, self.encoder, self.user_encoder = fusion, encoder, user_encoder
         self.item_emb = nn.Embedding(n_items, dim)  # (I, r): the ID block
         # Initialisation order (seeded runs depend on it): the tables' default inits, then

@@ -43,7 +43,7 @@ class Predictions:
     queries: Tensor           # (N, R): q = user row or state ⊙ Π_j M_j[m_j]
     pos: Tensor               # (N,) long: the target items
     modes: Tensor             # (N, k) long: the targets' mode values
-    neg: Tensor | None = None  # (N,) or (N, K) long sampled negatives; None: nothing sampled
+    neg: Tensor | None = None  # (N,) or (N, K) long sampled negatives, (1, K) shared by all; None: nothing sampled
     # (N,) long: next-item sequences: the input item at each prediction's position (n_items for
     # the no-history predictions); None where there is none (BPR triples, cloze)
     inputs: Tensor | None = None
@@ -61,7 +61,12 @@ def training_loss(model, p: Predictions, emb: tuple[Tensor, Tensor], loss: str,
     rows = item_emb[items]
     pos_s = model.scorer.score(q, rows[:n])                                        # (N,)
     neg_s = None
-    if p.neg is not None:
+    if p.neg is not None and p.neg.dim() == 2 and p.neg.shape[0] == 1 < n:  # (1, K) shared by all
+        neg_s = model.scorer.rank_all(q, rows[n:])                                 # (N, K): one matmul
+        hits = p.neg == p.pos[:, None]
+        if hits.any():
+            neg_s = neg_s.masked_fill(hits, float("-inf"))
+    elif p.neg is not None:
         neg_s = model.scorer.score(q, rows[n:].view(*p.neg.shape, -1))             # (N,) or (N, K)
         hits = p.neg == (p.pos if p.neg.dim() == 1 else p.pos[:, None])
         if hits.any():  # a sampled negative that is the target itself carries no signal
@@ -70,7 +75,11 @@ def training_loss(model, p: Predictions, emb: tuple[Tensor, Tensor], loss: str,
     # Mode factors are regularised towards one, their "no context effect" value (= MF).
     ego = [*(model.user_encoder.reg_rows(p.users) if user_rows else []), model.item_emb.weight[items],
            *(m - 1.0 for m in model.scorer.mode_rows(p.modes))]
-    l2 = l2_reg(*ego, batch_size=n)
+    if model.reg:
+        l2 = l2_reg(*ego, batch_size=n)
+    else:  # logged, not trained: no backward through a term weighted zero
+        with torch.no_grad():
+            l2 = l2_reg(*ego, batch_size=n)
     total = main + model.reg * l2
     parts = {loss: main.item(), "l2": l2.item()}
     if model.coupling is not None:

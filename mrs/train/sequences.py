@@ -167,9 +167,10 @@ def sequence_loss(model, batch: tuple[Tensor, ...], generator: torch.Generator, 
 
     Negatives are drawn from ``generator`` and never equal the prediction's target:
 
-    - ``sampled_softmax``: ``model.loss_negatives`` uniform items (a draw equal to the target is
-      masked out of the softmax, the usual accidental-hit rule; uniform proposals need no
-      log-Q correction);
+    - ``sampled_softmax``: ``model.loss_negatives`` uniform items per prediction, or one such set
+      shared by the step's predictions (``model.loss_negatives_scope=batch``); a draw equal to the
+      target is masked out of the softmax, the usual accidental-hit rule; uniform proposals need
+      no log-Q correction (log Q is the same constant for every candidate);
     - otherwise (``bpr``, and one per prediction where a plug-in compares with a negative): one
       uniform item other than the target, or with ``train.negatives=dynamic`` the hardest /
       ``softmax(score / temperature)``-drawn of ``candidates`` such items, scored with the
@@ -182,7 +183,8 @@ def sequence_loss(model, batch: tuple[Tensor, ...], generator: torch.Generator, 
     k, n, n_items = model.n_negatives(), p.pos.shape[0], model.n_items
     dev = p.pos.device
     if k and model.loss == "sampled_softmax":
-        p.neg = torch.randint(n_items, (n, k), generator=generator).to(dev)  # (N, K)
+        shape = (1, k) if model.shared_negatives else (n, k)  # (1, K): one set for every prediction
+        p.neg = torch.randint(n_items, shape, generator=generator).to(dev)  # (N, K) or (1, K)
     elif k:
         m = candidates if negatives == "dynamic" else 1
         r = torch.randint(n_items - 1, (n, m), generator=generator).to(dev)

@@ -151,7 +151,9 @@ class Trainer:
         # train.negatives (dynamic: M candidates scored by the current model under the
         # positive's modes), or none (full softmax)
         k = model.n_negatives()
-        neg = (self.sampler.uniform(users, k) if k > 1 else
+        neg = (torch.randint(model.n_items, (1, k), generator=self.sampler.generator).to(self.device)
+               if k > 1 and model.shared_negatives else  # one set for the whole step: (1, K)
+               self.sampler.uniform(users, k) if k > 1 else
                self.sampler.sample(users, modes, model, emb) if k == 1 else None)
         # under torchrun: every rank drew the global batch and its negatives; keep this
         # rank's shard (mrs.train.distributed)
@@ -161,7 +163,8 @@ class Trainer:
         parts: dict[str, float] = {}
         if sh.stop > sh.start:  # an empty shard (a last batch smaller than the world) adds nothing
             loss, parts = model.calculate_loss(
-                Batch(users[sh], pos[sh], None if neg is None else neg[sh], modes[sh]), emb)
+                Batch(users[sh], pos[sh], None if neg is None else neg if neg.shape[0] == 1 < len(idx)
+                      else neg[sh], modes[sh]), emb)
             if not torch.isfinite(loss):
                 raise MrsError(
                     f"loss is {loss.item()} at {where} (parts: {_fmt(parts)}); stopped. Lower train.lr "
