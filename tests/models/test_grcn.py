@@ -14,6 +14,7 @@ from torch_geometric.utils import softmax
 
 from mrs.errors import MrsError
 from mrs.models import Batch, ModelConfig, build_model
+from tests.models.reference import mmrec_pair_bpr
 from tests.train.conftest import cli_train, tiny_data  # noqa: F401 (fixture)
 
 N_USERS, N_ITEMS, DIM, C = 5, 7, 9, 3
@@ -72,7 +73,8 @@ def mmrec_forward(enc, feats, id_embedding, num_routing=3, route_users=False):
     """GRCN.forward, weight_mode='confid', fusion_mode='concat', for modalities in ``feats``' order."""
     edge_index = mmrec_edge_index()
     routing_edges = edge_index[[1, 0]] if route_users else edge_index
-    reps, weights = zip(*(mmrec_cgcn(b, x, edge_index, num_routing, routing_edges) for b, x in zip(enc.branches, feats)))
+    reps, weights = zip(*(mmrec_cgcn(b, x, edge_index, num_routing, routing_edges)
+                          for b, x in zip(enc.branches, feats)))
     conf = enc.confidence
     confidence = torch.cat((conf[edge_index[0]], conf[edge_index[1]]), dim=0)
     weight, _ = torch.max(torch.cat(weights, dim=1) * confidence, dim=1)
@@ -86,10 +88,7 @@ def mmrec_forward(enc, feats, id_embedding, num_routing=3, route_users=False):
 
 def mmrec_loss(out, id_embedding, enc, image, users, pos, neg, reg_weight):
     """GRCN.calculate_loss (``image``: per branch, whether it is MMRec's v_gcn)."""
-    user_tensor = users.repeat_interleave(2)
-    item_tensor = torch.stack((pos + N_USERS, neg + N_USERS)).t().contiguous().view(-1)
-    score = torch.sum(out[user_tensor] * out[item_tensor], dim=1).view(-1, 2)
-    loss = -torch.mean(torch.log(torch.sigmoid(torch.matmul(score, torch.tensor([[1.0], [-1.0]])))))
+    loss, user_tensor, item_tensor = mmrec_pair_bpr(out, users, pos, neg, N_USERS)
     reg_embedding_loss = (id_embedding[user_tensor] ** 2 + id_embedding[item_tensor] ** 2).mean()
     reg_content_loss = torch.zeros(1)
     for b, v in zip(enc.branches, image):

@@ -13,6 +13,7 @@ from torch_geometric.nn.conv import MessagePassing
 
 from mrs.errors import MrsError
 from mrs.models import Batch, ModelConfig, build_model
+from tests.models.reference import mmrec_pair_bpr
 from tests.train.conftest import cli_train, tiny_data  # noqa: F401 (fixture)
 
 N_USERS, N_ITEMS, DIM = 5, 7, 4
@@ -62,10 +63,7 @@ def mmrec_forward(enc, feats, id_embedding, concate=True):
 
 def mmrec_loss(out, id_embedding, v_preference, users, pos, neg, reg_weight):
     """MMGCN.calculate_loss (v_preference None: no v_feat)."""
-    user_tensor = users.repeat_interleave(2)
-    item_tensor = torch.stack((pos + N_USERS, neg + N_USERS)).t().contiguous().view(-1)
-    score = torch.sum(out[user_tensor] * out[item_tensor], dim=1).view(-1, 2)
-    loss = -torch.mean(torch.log(torch.sigmoid(torch.matmul(score, torch.tensor([[1.0], [-1.0]])))))
+    loss, user_tensor, item_tensor = mmrec_pair_bpr(out, users, pos, neg, N_USERS)
     reg = (id_embedding[user_tensor] ** 2 + id_embedding[item_tensor] ** 2).mean()
     if v_preference is not None:
         reg = reg + (v_preference ** 2).mean()
@@ -104,6 +102,20 @@ def test_outputs_and_loss_equal_mmrec_transcription(names, opts):
     _, parts = m.calculate_loss(Batch(users, pos, neg, torch.zeros(3, 0, dtype=torch.long)), (ue, ie))
     assert math.isclose(parts["bpr"], want_bpr.item(), rel_tol=1e-5)
     assert math.isclose(parts["emb_reg"], want_reg.item(), rel_tol=1e-5)
+
+
+def test_id_term_with_several_negatives_counts_one_pair_per_negative():
+    """MMRec samples one negative; with K the mean runs over the B·(1+K) (user, item) pairs."""
+    m = _model(_feats(), reg_weight=1.0, train_ids=True)
+    m.train()
+    users, pos, neg = torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([[4, 6, 2], [0, 5, 1]])
+    ue, ie = m.encode()
+    _, parts = m.calculate_loss(Batch(users, pos, neg, torch.zeros(2, 0, dtype=torch.long)), (ue, ie))
+    u, i = m.user_encoder.emb.weight, m.item_emb.weight
+    pair_u = u[users].repeat_interleave(4, dim=0)
+    pair_i = i[torch.cat([pos[:, None], neg], 1).reshape(-1)]
+    want = (pair_u ** 2 + pair_i ** 2).mean() + (m.encoder.branches[0].preference ** 2).mean()
+    assert math.isclose(parts["emb_reg"], want.item(), rel_tol=1e-5)
 
 
 def _grads(m):

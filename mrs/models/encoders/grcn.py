@@ -9,8 +9,8 @@ from torch import Tensor, nn
 
 from mrs import graph
 from mrs.errors import MrsError
-from mrs.models.base import ENCODERS, FUSIONS, Batch, BuildContext, Encoder
-from mrs.models.encoders.mmgcn import pair_sq_mean
+from mrs.models.base import ENCODERS, FUSIONS, BuildContext, Encoder
+from mrs.models.encoders.mmgcn import IdRowsReg
 
 
 @dataclass
@@ -57,7 +57,7 @@ class _ContentGCN(nn.Module):
 
 
 @ENCODERS.register("grcn", rank=7)
-class GRCNEncoder(Encoder):
+class GRCNEncoder(IdRowsReg, Encoder):
     r"""GRCN: content-attention weights prune and weight the user-item graph an ID GCN runs on.
 
     As MMRec (enoche/MMRec@e775373 ``src/models/grcn.py``: ``weight_mode='confid'``,
@@ -120,7 +120,6 @@ class GRCNEncoder(Encoder):
         self.branches = nn.ModuleList([_ContentGCN(n_users, features[m].shape[1], c) for m in names])
         n = n_users + features[names[0]].shape[0]
         self.confidence = nn.Parameter(nn.init.xavier_normal_(torch.empty(n, len(names))))  # κ
-        self._ego: tuple[Tensor, Tensor, Tensor] | None = None  # (user ego, item ego, item output) of a training step
 
     @classmethod
     def from_config(cls, cfg, ctx: BuildContext) -> "GRCNEncoder":
@@ -150,21 +149,12 @@ class GRCNEncoder(Encoder):
         e1 = graph.edge_propagate(self.dst, self.src, w, e, e.shape[0])
         e2 = graph.edge_propagate(self.dst, self.src, w, e1, e.shape[0])
         out = torch.cat([e + e1 + e2, *reps], dim=1)
-        user, item = out[:self.n_users], out[self.n_users:]
-        self._ego = (user_ego[:, :d], item_ego[:, :d], item) if self.training and torch.is_grad_enabled() else None
-        return user, item
+        return self._outputs(out, user_ego[:, :d], item_ego[:, :d])
 
-    def aux_losses(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> dict[str, Tensor]:
-        """MMRec's ``reg_weight · (reg_embedding_loss + reg_content_loss)``."""
-        if self.reg_weight <= 0:
-            return {}
-        if self._ego is None or self._ego[2] is not item_emb:
-            raise RuntimeError("GRCNEncoder.aux_losses needs the outputs of this step's training forward")
-        user_ego, item_ego, _ = self._ego
-        self._ego = None
-        reg = pair_sq_mean(user_ego[batch.users], item_ego[batch.pos], item_ego[batch.neg])
+    def _preference_reg(self, users: Tensor) -> Tensor:
+        """MMRec's ``reg_content_loss`` (the batch users' rows, every modality) plus the whole
+        image preference table's mean square (``v_gcn`` only, in its ``reg_embedding_loss``)."""
+        reg = torch.zeros((), device=users.device)
         for b, img in zip(self.branches, self.image):
-            reg = reg + b.preference[batch.users].pow(2).mean()
-            if img:
-                reg = reg + b.preference.pow(2).mean()
-        return {"emb_reg": self.reg_weight * reg}
+            reg = reg + b.preference[users].pow(2).mean() + (b.preference.pow(2).mean() if img else 0.0)
+        return reg

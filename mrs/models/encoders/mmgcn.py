@@ -18,9 +18,10 @@ class MMGCNOptions:
     """``model.options.mmgcn.*`` (MMRec's MMGCN.yaml: ``embedding_size`` 64 = ``model.dim``;
     ``reg_weight`` grid 0, 1e-5, 1e-4, 1e-3, 0.01, 0.1)."""
 
-    layers: int = 3  # graph-conv layers per modality; MMRec's GCN has three hard-coded (its n_layers=2 is unused)
+    layers: int = 3  # graph-conv layers per modality; MMRec's GCN hard-codes three (its n_layers=2 is unused)
     latent_dim: int = 256  # width of the MLP on image modalities (MMRec's dim_latent for v_feat; text goes in raw)
-    concat: bool = True  # g-layer reads [h ; x̂] (MMRec: concate='False' is a non-empty string, hence true) | false: h + x̂
+    # true: the g-layers read [h ; x̂] (MMRec: concate='False', a non-empty string, is true) | false: h + x̂
+    concat: bool = True
     # false (MMRec): the ID rows and the user preferences stay at their initial values (MMRec keeps
     # them as plain tensors, not nn.Parameter, so its optimiser never updates them) | true: trained
     train_ids: bool = False
@@ -62,8 +63,41 @@ class _ModalityGCN(nn.Module):
         return x
 
 
+class IdRowsReg:
+    """What MMGCN and GRCN share: node rows ``(U+I, R)`` split into outputs (:meth:`_outputs`,
+    which keeps the ego rows a training step read), and MMRec's regulariser as ``emb_reg``:
+    ``reg_weight · ((E[user_tensor]² + E[item_tensor]²).mean() + preference terms)``, the mean over
+    the batch's (user, item) pairs, each user once per positive and once per negative."""
+
+    n_users: int
+    reg_weight: float
+    _ego: tuple[Tensor, Tensor, Tensor] | None = None  # (user ego, item ego, item output) of a training step
+
+    def _outputs(self, out: Tensor, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
+        user, item = out[:self.n_users], out[self.n_users:]
+        keep = self.training and torch.is_grad_enabled() and self.reg_weight > 0  # else nothing reads them
+        self._ego = (user_ego, item_ego, item) if keep else None
+        return user, item
+
+    def _preference_reg(self, users: Tensor) -> Tensor:
+        """The encoder's preference terms of MMRec's regulariser for the batch's ``users``."""
+        raise NotImplementedError
+
+    def aux_losses(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> dict[str, Tensor]:
+        if self.reg_weight <= 0:
+            return {}
+        if self._ego is None or self._ego[2] is not item_emb:
+            raise RuntimeError(f"{type(self).__name__}.aux_losses needs the outputs of this step's training forward")
+        user_ego, item_ego, _ = self._ego
+        self._ego = None  # one step's graph: not kept past its loss
+        u, pos, neg = user_ego[batch.users], item_ego[batch.pos], item_ego[batch.neg]  # neg: (B, d) or (B, K, d)
+        k = 1 + (neg.shape[1] if neg.dim() == 3 else 1)  # pairs per user
+        ids = (k * u.pow(2).sum() + pos.pow(2).sum() + neg.pow(2).sum()) / (k * u.shape[0] * u.shape[1])
+        return {"emb_reg": self.reg_weight * (ids + self._preference_reg(batch.users))}
+
+
 @ENCODERS.register("mmgcn", rank=6)
-class MMGCNEncoder(Encoder):
+class MMGCNEncoder(IdRowsReg, Encoder):
     r"""MMGCN: a GCN per modality over the user-item graph, with the ID rows added in every layer.
 
     As MMRec (enoche/MMRec@e775373 ``src/models/mmgcn.py``): per modality :math:`m`, nodes
@@ -120,7 +154,6 @@ class MMGCNEncoder(Encoder):
             self.register_buffer(f"feat_{j}", features[m].float(), persistent=False)
         self.branches = nn.ModuleList([_ModalityGCN(n_users, features[m].shape[1], dim, opts.latent_dim if img else 0,
                                                     opts) for m, img in zip(names, self.image)])
-        self._ego: tuple[Tensor, Tensor, Tensor] | None = None  # (user ego, item ego, item output) of a training step
 
     @classmethod
     def from_config(cls, cfg, ctx: BuildContext) -> "MMGCNEncoder":
@@ -145,29 +178,11 @@ class MMGCNEncoder(Encoder):
         if not self.train_ids:
             user_ego, item_ego = user_ego.detach(), item_ego.detach()
         ids = torch.cat([user_ego, item_ego])
-        out = sum(b(getattr(self, f"feat_{j}"), ids, self.adj) for j, b in enumerate(self.branches)) / len(self.branches)
-        user, item = out[:self.n_users], out[self.n_users:]
-        self._ego = (user_ego, item_ego, item) if self.training and torch.is_grad_enabled() else None
-        return user, item
+        out = sum(b(getattr(self, f"feat_{j}"), ids, self.adj) for j, b in enumerate(self.branches))
+        out = out / len(self.branches)
+        return self._outputs(out, user_ego, item_ego)
 
-    def aux_losses(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> dict[str, Tensor]:
-        """MMRec's ``reg_weight · (mean(E_u² + E_i²) + mean(P_image²))``."""
-        if self.reg_weight <= 0:
-            return {}
-        if self._ego is None or self._ego[2] is not item_emb:
-            raise RuntimeError("MMGCNEncoder.aux_losses needs the outputs of this step's training forward")
-        user_ego, item_ego, _ = self._ego
-        self._ego = None
-        reg = pair_sq_mean(user_ego[batch.users], item_ego[batch.pos], item_ego[batch.neg])
-        for b, img in zip(self.branches, self.image):
-            if img:
-                reg = reg + b.preference.pow(2).mean()
-        return {"emb_reg": self.reg_weight * reg}
-
-
-def pair_sq_mean(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-    """MMRec's ``(E[user_tensor]² + E[item_tensor]²).mean()`` over the (user, item) pairs of a
-    batch, each user once per positive and once per negative: ``u (B, d)``, ``pos (B, d)``,
-    ``neg (B, d)`` or ``(B, K, d)``."""
-    k = 1 + (neg.shape[1] if neg.dim() == 3 else 1)  # pairs per user
-    return (k * u.pow(2).sum() + pos.pow(2).sum() + neg.pow(2).sum()) / (k * u.shape[0] * u.shape[1])
+    def _preference_reg(self, users: Tensor) -> Tensor:
+        """MMRec: the whole image preference table's mean square (``v_gcn`` only)."""
+        return sum((b.preference.pow(2).mean() for b, img in zip(self.branches, self.image) if img),
+                   torch.zeros((), device=users.device))
