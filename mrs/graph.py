@@ -401,3 +401,32 @@ def load_or_build_freedom_knn(features: dict[str, Tensor], present: dict[str, Te
     n = next(iter(features.values())).shape[0]
     return load_or_build_graph(key, n, lambda: freedom_knn_adj(features, present, k, weights, search=search),
                                cache_dir)
+
+
+# ------------------------------------ MMGCN's and GRCN's message passing on the (U+I)-node graph
+
+def bipartite_edges(users: Tensor, items: Tensor, n_users: int) -> tuple[Tensor, Tensor]:
+    """``(source, target)`` (2E,) of the user-item graph over ``U + I`` nodes (items offset by
+    ``U``), both directions: the ``E`` user→item edges first, then the ``E`` item→user ones (the
+    order of PyG's ``cat((edge_index, edge_index[[1, 0]]), 1)`` in MMRec's MMGCN and GRCN)."""
+    u, i = users.long(), items.long() + n_users
+    return torch.cat([u, i]), torch.cat([i, u])
+
+
+def mean_adj(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
+    r"""``D^{-1} A`` over the ``U + I`` nodes (no self-loops) as CSR: ``(D^{-1} A x)_t`` is the mean
+    of ``x`` over the neighbours of ``t`` (PyG ``MessagePassing(aggr='mean')`` with message
+    ``x_j``, MMGCN's ``BaseModel``); an isolated node (cold item) gets an empty row, so zeros."""
+    src, dst = bipartite_edges(users, items, n_users)
+    n = n_users + n_items
+    deg = torch.bincount(dst, minlength=n).float().clamp(min=1)
+    return to_csr(dst, src, deg[dst].reciprocal(), (n, n))
+
+
+def segment_softmax(scores: Tensor, index: Tensor, n: int) -> Tensor:
+    r"""Softmax of ``scores`` (E,) within the groups of edges sharing ``index`` (their target):
+    :math:`\exp(s_e - m_g) / (\sum_{e' \in g} \exp(s_{e'} - m_g) + 10^{-16})`, ``m_g`` the group's
+    maximum (PyG ``utils.softmax``, GRCN's attention). Differentiable in ``scores``."""
+    top = scores.new_full((n,), float("-inf")).scatter_reduce(0, index, scores.detach(), "amax")
+    e = (scores - top[index]).exp()
+    return e / (e.new_zeros(n).index_add(0, index, e)[index] + 1e-16)

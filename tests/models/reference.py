@@ -38,3 +38,15 @@ def mmrec_layer_mean(adj: Tensor, user_w: Tensor, item_w: Tensor, n_layers: int)
         all_embeddings += [ego]
     mean = torch.stack(all_embeddings, dim=1).mean(dim=1)
     return mean[:len(user_w)], mean[len(user_w):]
+
+
+def mmrec_pair_bpr(out: Tensor, users: Tensor, pos: Tensor, neg: Tensor, n_users: int
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """The opening of MMRec's MMGCN and GRCN ``calculate_loss``: node rows ``out (U+I, d)``, one
+    (user, item) pair per positive and per negative, BPR as ``score @ [[1], [-1]]``. Returns the
+    loss and the pairs' ``user_tensor``, ``item_tensor`` (node ids) for the regularisers."""
+    user_tensor = users.repeat_interleave(2)
+    item_tensor = torch.stack((pos + n_users, neg + n_users)).t().contiguous().view(-1)
+    score = torch.sum(out[user_tensor] * out[item_tensor], dim=1).view(-1, 2)
+    loss = -torch.mean(torch.log(torch.sigmoid(torch.matmul(score, torch.tensor([[1.0], [-1.0]])))))
+    return loss, user_tensor, item_tensor

@@ -28,7 +28,8 @@ from tests.train.conftest import tiny_overrides
 #: terms adds its row here; without a row, only (b) and the generic terms are checked for it)
 PLUGIN_TERMS = {"freedom": {"modality_bpr"}, "gated": {"align_item", "align_feature"},
                 "faerec": {"align_item", "align_feature"},
-                "vbpr": {"emb_reg"}, "lattice": {"emb_reg"}, "bm3": {"bm3_cf", "emb_reg", "bm3_mm"}}
+                "vbpr": {"emb_reg"}, "lattice": {"emb_reg"}, "bm3": {"bm3_cf", "emb_reg", "bm3_mm"},
+                "mmgcn": {"emb_reg"}, "grcn": {"emb_reg"}}
 #: encoders trained with content here (those that need it, and those that read it if given)
 CONTENT = {"freedom", "bm3", *(e for e in ENCODERS.names() if ENCODERS.get(e).needs_features)}
 OPTIONS = {"gated": {"model__align_item": 0.1, "model__align_feature": 0.1}}
@@ -44,6 +45,8 @@ def _refusal(user_encoder: str, encoder: str, fusion: str, loss: str) -> str | N
         return "model.loss"  # no main loss and no objective of the encoder's own: nothing trains
     if encoder == "vbpr" and fusion == "late":
         return "model.fusion"  # VBPR's content block would overwrite late fusion's last branch
+    if encoder == "grcn" and fusion == "late" or encoder == "mmgcn" and fusion != "none":
+        return "model.fusion"  # GRCN reads the ego rows' first columns; MMGCN's are frozen (MMRec)
     if ue.sequential and fusion == "late":
         return "model.fusion"  # late fusion scales the static user row per block
     if FUSIONS.get(fusion).embeds_sequences and not getattr(ue, "causal", False):
