@@ -401,3 +401,14 @@ def load_or_build_freedom_knn(features: dict[str, Tensor], present: dict[str, Te
     n = next(iter(features.values())).shape[0]
     return load_or_build_graph(key, n, lambda: freedom_knn_adj(features, present, k, weights, search=search),
                                cache_dir)
+
+
+# ------------------------------------------------------------- LGMRec's raw interaction matrix
+
+def interaction_matrix(users: Tensor, items: Tensor, n_users: int, n_items: int) -> tuple[Tensor, Tensor]:
+    """The binary train interactions ``R (U, I)`` as CSR (deduplicated edges, not normalised) and
+    each user's ``1 / (d_u + 1e-7)`` ``(U, 1)`` (MMRec LGMRec's ``adj`` and ``num_inters``):
+    ``R x`` sums a user's items' rows, ``(R x) / d_u`` averages them."""
+    users, items = users.long(), items.long()
+    inv_deg = 1.0 / (torch.bincount(users, minlength=n_users).float() + 1e-7)
+    return to_csr(users, items, torch.ones(users.numel()), (n_users, n_items)), inv_deg[:, None]
