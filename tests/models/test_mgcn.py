@@ -197,3 +197,16 @@ def test_mrs_train_one_epoch_with_modes(tiny_data, tmp_path, features):  # noqa:
     m = cli_train(tiny_data, tmp_path / "run", model__encoder="mgcn", model__modes=True, data__features=features)
     h = m["history"][0]
     assert m["best_epoch"] == 1 and math.isfinite(h["loss"]) and {"bpr", "emb_reg", "mgcn_cl"} <= set(h)
+
+
+def test_torchrun_refuses_the_contrastive_term(tiny_data, tmp_path, monkeypatch):  # noqa: F811
+    """Its contrastive term is not a mean of per-row terms: a rank's shard would change it."""
+    from mrs.train import trainer
+    from mrs.train.distributed import Dist
+
+    monkeypatch.setattr(trainer, "init_distributed", lambda device: Dist(rank=0, world_size=2))
+    cfg = load_train_config(None, tiny_overrides(tiny_data, model__encoder="mgcn",
+                                                 data__features="[text-synth, image-synth]"))
+    with pytest.raises(MrsError, match="model.encoder='mgcn'") as e:
+        trainer.run_train(cfg, tmp_path / "run")
+    assert "\n" not in str(e.value) and not (tmp_path / "run").exists()

@@ -128,6 +128,10 @@ class LGMRecEncoder(LightGCNEncoder):
     def needs_negatives(self) -> bool:  # the regulariser reads the negatives' rows
         return self.opts.reg_weight > 0
 
+    @property
+    def aux_reads_whole_batch(self) -> bool:  # a sum over the batch: a shard's part is not the global term's
+        return self.opts.cl_weight > 0 and self.n_modalities > 1
+
     def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
         """Seed this epoch's Gumbel noise and dropout masks from ``generator``."""
         self._seed, self._gen = int(torch.randint(0, 2 ** 62, (1,), generator=generator)), None

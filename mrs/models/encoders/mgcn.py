@@ -129,6 +129,10 @@ class MGCNEncoder(LightGCNEncoder):
     def needs_negatives(self) -> bool:  # the regulariser reads the negatives' rows
         return self.reg_weight > 0
 
+    @property
+    def aux_reads_whole_batch(self) -> bool:  # InfoNCE's negatives are the batch's other rows: torchrun refuses it
+        return self.cl_loss > 0
+
     def _fuse(self, views: list[Tensor], content: Tensor) -> Tensor:
         """The behaviour-aware fuser's side rows ``s`` of one node type."""
         if self.query_common is None:
