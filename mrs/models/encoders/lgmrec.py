@@ -44,10 +44,12 @@ class LGMRecOptions:
 
 
 def gumbel_softmax(logits: Tensor, tau: float, generator: torch.Generator | None) -> Tensor:
-    """``F.gumbel_softmax(logits, tau, hard=False, dim=1)`` drawing its noise from ``generator``
-    (the same draws as the function on a global RNG in the same state); ``None``: no noise."""
+    """``F.gumbel_softmax(logits, tau, hard=False, dim=1)`` drawing its noise from the CPU
+    ``generator`` (the same draws as the function on the CPU's global RNG in the same state, on
+    any device: the noise is ``(n, hyper_num)``, small); ``None``: no noise."""
     if generator is not None:
-        logits = logits - torch.empty_like(logits).exponential_(generator=generator).log()
+        noise = torch.empty(logits.shape).exponential_(generator=generator).log()
+        logits = logits - noise.to(logits.device)
     return torch.softmax(logits / tau, dim=1)
 
 
@@ -77,8 +79,9 @@ class LGMRecEncoder(LightGCNEncoder):
 
     Randomness: MMRec draws the Gumbel noise and the dropout masks from the global RNG in every
     forward. That per-forward draw is the model (a new hypergraph sample per batch), so it is kept,
-    from a generator seeded once per epoch from the one ``on_epoch_start`` receives (the same
-    draws, in MMRec's order, as the global RNG seeded alike; reproducible under the trainer's seed).
+    from a CPU generator seeded once per epoch from the one ``on_epoch_start`` receives (the same
+    draws, in MMRec's order, as the CPU global RNG seeded alike; reproducible under the trainer's
+    seed, and the same on any device: the draws are ``(n, hyper_num)``, moved to the rows' device).
     MMRec also draws Gumbel noise at evaluation, per batch of users: we judge a noisy evaluation a
     bug. Default (MMRec): noise at evaluation, from a fixed seed (``EVAL_SEED``) per forward, so the
     scores are a function of the weights; ``eval_noise=false``: noise-free ``softmax(logits/tau)``.
@@ -136,14 +139,15 @@ class LGMRecEncoder(LightGCNEncoder):
         """Seed this epoch's Gumbel noise and dropout masks from ``generator``."""
         self._seed, self._gen = int(torch.randint(0, 2 ** 62, (1,), generator=generator)), None
 
-    def _generator(self, device: torch.device) -> torch.Generator | None:
+    def _generator(self) -> torch.Generator | None:
+        """The CPU generator of this forward's draws (CPU: the same model on any device)."""
         if not self.training:
-            return torch.Generator(device=device).manual_seed(EVAL_SEED) if self.opts.eval_noise else None
+            return torch.Generator().manual_seed(EVAL_SEED) if self.opts.eval_noise else None
         if self._seed is None:
             raise RuntimeError("LGMRecEncoder: call on_epoch_start(epoch, generator) before a training forward "
                                "pass (it seeds the hypergraph's Gumbel noise and dropout)")
-        if self._gen is None or self._gen.device != device:
-            self._gen = torch.Generator(device=device).manual_seed(self._seed)
+        if self._gen is None:
+            self._gen = torch.Generator().manual_seed(self._seed)
         return self._gen
 
     def _drop(self, x: Tensor, gen: torch.Generator | None) -> Tensor:
@@ -151,7 +155,7 @@ class LGMRecEncoder(LightGCNEncoder):
         keep = self.opts.keep_rate
         if not self.training or keep >= 1.0:
             return x
-        return x * (torch.empty_like(x).bernoulli_(keep, generator=gen) / keep)
+        return x * (torch.empty(x.shape).bernoulli_(keep, generator=gen) / keep).to(x.device)
 
     def _hgnn(self, h_i: Tensor, h_u: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         for _ in range(self.opts.n_hyper_layer):
@@ -160,7 +164,7 @@ class LGMRecEncoder(LightGCNEncoder):
         return z_u, z
 
     def forward(self, user_ego: Tensor, item_ego: Tensor) -> tuple[Tensor, Tensor]:
-        gen = self._generator(item_ego.device)
+        gen = self._generator()
         feats = [getattr(self, f"feat_{j}") for j in range(self.n_modalities)]
         hyper = []
         for x, v in zip(feats, self.hyper):  # MMRec's draw order: every modality's (H^i, H^u) first
