@@ -38,3 +38,9 @@ def mmrec_layer_mean(adj: Tensor, user_w: Tensor, item_w: Tensor, n_layers: int)
         all_embeddings += [ego]
     mean = torch.stack(all_embeddings, dim=1).mean(dim=1)
     return mean[:len(user_w)], mean[len(user_w):]
+
+
+def build_sim(context: Tensor) -> Tensor:
+    """MMRec's ``utils.build_sim``: the dense cosine matrix of the rows."""
+    context_norm = context.div(torch.norm(context, p=2, dim=-1, keepdim=True))
+    return torch.mm(context_norm, context_norm.transpose(1, 0))

@@ -14,10 +14,8 @@ import torch.nn.functional as F
 from mrs.errors import MrsError
 from mrs.models import Batch, ModelConfig, build_model
 from mrs.models.encoders.lgmrec import EVAL_SEED
-from mrs.train.config import load_train_config
-from mrs.train.trainer import run_train
 from tests.models.reference import mmrec_layer_mean
-from tests.train.conftest import cli_train, tiny_data, tiny_overrides  # noqa: F401 (fixture)
+from tests.train.conftest import cli_train, fake_torchrun, tiny_data, train_refused  # noqa: F401 (fixture)
 
 N_USERS, N_ITEMS = 6, 12
 USERS = [0, 0, 1, 1, 2, 3, 3, 4, 5, 5, 5]
@@ -221,13 +219,10 @@ def test_bad_input_is_a_one_line_error(tiny_data, tmp_path):  # noqa: F811
         assert "\n" not in str(e.value)
     with pytest.raises(MrsError, match=r"model.encoder='lgmrec' needs item features.*data.features"):
         _model({})
-    cfg = load_train_config(None, tiny_overrides(tiny_data, model__encoder="lgmrec", data__features="[]"))
-    with pytest.raises(MrsError, match=r"model.encoder='lgmrec' needs item features") as e:
-        run_train(cfg, tmp_path / "run")
-    cfg = load_train_config(None, tiny_overrides(tiny_data, model__encoder="lgmrec", data__features="[audio]"))
-    with pytest.raises(MrsError, match="no feature store named 'audio'") as e:
-        run_train(cfg, tmp_path / "run")
-    assert "\n" not in str(e.value) and not (tmp_path / "run").exists()
+    train_refused(tiny_data, tmp_path / "run", "model.encoder='lgmrec' needs item features", model__encoder="lgmrec",
+                  data__features="[]")
+    train_refused(tiny_data, tmp_path / "run", "no feature store named 'audio'", model__encoder="lgmrec",
+                  data__features="[audio]")
 
 
 @pytest.mark.parametrize("features", ["[text-synth, image-synth]", "[text-synth]"])
@@ -240,12 +235,6 @@ def test_mrs_train_one_epoch_with_modes(tiny_data, tmp_path, features):  # noqa:
 
 def test_torchrun_refuses_the_contrastive_term(tiny_data, tmp_path, monkeypatch):  # noqa: F811
     """Its contrastive term is not a mean of per-row terms: a rank's shard would change it."""
-    from mrs.train import trainer
-    from mrs.train.distributed import Dist
-
-    monkeypatch.setattr(trainer, "init_distributed", lambda device: Dist(rank=0, world_size=2))
-    cfg = load_train_config(None, tiny_overrides(tiny_data, model__encoder="lgmrec",
-                                                 data__features="[text-synth, image-synth]"))
-    with pytest.raises(MrsError, match="model.encoder='lgmrec'") as e:
-        trainer.run_train(cfg, tmp_path / "run")
-    assert "\n" not in str(e.value) and not (tmp_path / "run").exists()
+    fake_torchrun(monkeypatch)
+    train_refused(tiny_data, tmp_path / "run", "model.encoder='lgmrec'", model__encoder="lgmrec",
+                  data__features="[text-synth, image-synth]")

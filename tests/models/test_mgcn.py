@@ -12,19 +12,12 @@ import torch.nn.functional as F
 
 from mrs.errors import MrsError
 from mrs.models import Batch, ModelConfig, build_artifacts, build_context, build_model
-from mrs.train.config import load_train_config
-from mrs.train.trainer import run_train
-from tests.models.reference import mmrec_layer_mean
-from tests.train.conftest import cli_train, tiny_data, tiny_overrides  # noqa: F401 (fixture)
+from tests.models.reference import build_sim, mmrec_layer_mean
+from tests.train.conftest import cli_train, fake_torchrun, tiny_data, train_refused  # noqa: F401 (fixture)
 
 N_USERS, N_ITEMS, K = 6, 12, 3
 USERS = [0, 0, 1, 1, 2, 3, 3, 4, 5, 5, 5]
 ITEMS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1]
-
-
-def build_sim(context):
-    context_norm = context.div(torch.norm(context, p=2, dim=-1, keepdim=True))
-    return torch.mm(context_norm, context_norm.transpose(1, 0))
 
 
 def build_knn_normalized_graph(adj, topk):
@@ -186,10 +179,8 @@ def test_bad_input_is_a_one_line_error(tiny_data, tmp_path):  # noqa: F811
                     train_users=USERS, train_items=ITEMS, features=feats)
     with pytest.raises(MrsError, match=r"model.encoder='mgcn' needs item features.*data.features"):
         _model({})
-    cfg = load_train_config(None, tiny_overrides(tiny_data, model__encoder="mgcn", data__features="[audio]"))
-    with pytest.raises(MrsError, match="no feature store named 'audio'") as e:
-        run_train(cfg, tmp_path / "run")
-    assert "\n" not in str(e.value) and not (tmp_path / "run").exists()
+    train_refused(tiny_data, tmp_path / "run", "no feature store named 'audio'", model__encoder="mgcn",
+                  data__features="[audio]")
 
 
 @pytest.mark.parametrize("features", ["[text-synth, image-synth]", "[image-synth]"])
@@ -201,12 +192,6 @@ def test_mrs_train_one_epoch_with_modes(tiny_data, tmp_path, features):  # noqa:
 
 def test_torchrun_refuses_the_contrastive_term(tiny_data, tmp_path, monkeypatch):  # noqa: F811
     """Its contrastive term is not a mean of per-row terms: a rank's shard would change it."""
-    from mrs.train import trainer
-    from mrs.train.distributed import Dist
-
-    monkeypatch.setattr(trainer, "init_distributed", lambda device: Dist(rank=0, world_size=2))
-    cfg = load_train_config(None, tiny_overrides(tiny_data, model__encoder="mgcn",
-                                                 data__features="[text-synth, image-synth]"))
-    with pytest.raises(MrsError, match="model.encoder='mgcn'") as e:
-        trainer.run_train(cfg, tmp_path / "run")
-    assert "\n" not in str(e.value) and not (tmp_path / "run").exists()
+    fake_torchrun(monkeypatch)
+    train_refused(tiny_data, tmp_path / "run", "model.encoder='mgcn'", model__encoder="mgcn",
+                  data__features="[text-synth, image-synth]")

@@ -106,8 +106,7 @@ class MGCNEncoder(LightGCNEncoder):
         """The frozen per-modality graphs :math:`S_m` (cached by features, mask, k and search)."""
         search = cls.options(cfg).search()
         return {"mgcn_item_graphs": {
-            m: graph.load_or_build_weighted_knn(x, ctx.present.get(m, torch.ones(ctx.n_items, dtype=torch.bool)),
-                                                cfg.knn_k, cache_dir, search)
+            m: graph.load_or_build_weighted_knn(x, ctx.present_of(m), cfg.knn_k, cache_dir, search)
             for m, x in ctx.features.items()}}
 
     @classmethod
@@ -115,11 +114,9 @@ class MGCNEncoder(LightGCNEncoder):
         opts = cls.options(cfg)
         if not ctx.features:
             raise MrsError("model.encoder='mgcn' needs item features (none were given: set data.features)")
-        graphs = ctx.artifacts.get("mgcn_item_graphs")
-        if graphs is None:  # not prepared by the caller: build in memory (never cached here)
-            graphs = cls.build_artifacts(cfg, ctx, None)["mgcn_item_graphs"]
         return cls(*graph.bipartite_blocks(ctx.users, ctx.items, ctx.n_users, ctx.n_items), cfg.layers,
-                   cfg.item_layers, cls.width(cfg, ctx), ctx.features, graphs, opts)
+                   cfg.item_layers, cls.width(cfg, ctx), ctx.features, cls.artifact(cfg, ctx, "mgcn_item_graphs"),
+                   opts)
 
     @classmethod
     def reads_user_rows(cls, cfg) -> bool:
