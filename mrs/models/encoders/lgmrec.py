@@ -76,6 +76,8 @@ class LGMRecEncoder(LightGCNEncoder):
     :math:`\ell(\eta^i_a[i^+], \eta^i_b)` (positive: the same node in the other modality; negatives:
     every user / item of it; :func:`mrs.losses.info_nce`, sum), :math:`a` = image, :math:`b` = text.
     Modalities are ordered image first (store names starting ``image``, MMRec's ``v``), then the others.
+    The contrastive term is a sum over the batch (a shard's part is not the global term's): torchrun
+    refuses it. Its logits are ``(B, U)`` and ``(B, I)``, as MMRec's.
 
     Randomness: MMRec draws the Gumbel noise and the dropout masks from the global RNG in every
     forward. That per-forward draw is the model (a new hypergraph sample per batch), so it is kept,

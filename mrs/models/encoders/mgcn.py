@@ -69,6 +69,7 @@ class MGCNEncoder(LightGCNEncoder):
     ``cl_loss`` · [InfoNCE(s_{i+}, c_{i+}) + InfoNCE(s_u, c_u)] over the batch rows (one
     direction, in-batch negatives, temperature ``cl_temp`` = 0.2). ``model.reg=0`` drops mrs's
     own L2. With CP modes the BPR term scores the query; the other terms read the plain rows.
+    InfoNCE's negatives are the batch's other rows, so torchrun refuses ``cl_loss > 0``.
 
     Deviations: MMRec is written for exactly two modalities (image and text; a missing one
     crashes its ``forward``). Here :math:`M` is any number: with two it is MMRec's formula
@@ -120,7 +121,7 @@ class MGCNEncoder(LightGCNEncoder):
 
     @classmethod
     def reads_user_rows(cls, cfg) -> bool:
-        return True  # the user output is c_u + s_u, whatever the layers
+        return True  # the regulariser and InfoNCE read the user rows even without propagation layers
 
     @property
     def needs_negatives(self) -> bool:  # the regulariser reads the negatives' rows
