@@ -430,3 +430,14 @@ def segment_softmax(scores: Tensor, index: Tensor, n: int) -> Tensor:
     top = scores.new_full((n,), float("-inf")).scatter_reduce(0, index, scores.detach(), "amax")
     e = (scores - top[index]).exp()
     return e / (e.new_zeros(n).index_add(0, index, e)[index] + 1e-16)
+
+
+# ------------------------------------------------------------- LGMRec's raw interaction matrix
+
+def interaction_matrix(users: Tensor, items: Tensor, n_users: int, n_items: int) -> tuple[Tensor, Tensor]:
+    """The binary train interactions ``R (U, I)`` as CSR (deduplicated edges, not normalised) and
+    each user's ``1 / (d_u + 1e-7)`` ``(U, 1)`` (MMRec LGMRec's ``adj`` and ``num_inters``):
+    ``R x`` sums a user's items' rows, ``(R x) / d_u`` averages them."""
+    users, items = users.long(), items.long()
+    inv_deg = 1.0 / (torch.bincount(users, minlength=n_users).float() + 1e-7)
+    return to_csr(users, items, torch.ones(users.numel()), (n_users, n_items)), inv_deg[:, None]

@@ -89,3 +89,16 @@ LOSSES.register("sampled_softmax", rank=2)(MainLoss(
 LOSSES.register("none", rank=3)(MainLoss(
     lambda pos, neg, all_scores, targets: pos.sum() * 0.0, lambda k: 0,
     "no main loss: the encoder's own terms are the objective (bm3, where auto picks it; refused elsewhere)"))
+
+
+def info_nce(queries: Tensor, keys: Tensor, temperature: float, targets: Tensor | None = None,
+             reduction: str = "mean") -> Tensor:
+    r"""One-directional InfoNCE with cosine logits: for each row ``b`` of ``queries (B, r)``,
+    :math:`-\log \frac{\exp(\cos(q_b, k_{t_b})/\tau)}{\sum_j \exp(\cos(q_b, k_j)/\tau)}` over the
+    rows of ``keys (N, r)``; ``targets (B,)`` default ``arange(B)`` (in-batch: ``keys`` row-aligned
+    with ``queries``). MGCN's ``InfoNCE`` (mean, in-batch) and LGMRec's ``ssl_triple_loss``
+    (sum, all rows as keys) of MMRec, as a cross-entropy (no overflowing ``exp``)."""
+    logits = F.normalize(queries, dim=1) @ F.normalize(keys, dim=1).T / temperature  # (B, N)
+    if targets is None:
+        targets = torch.arange(queries.shape[0], device=queries.device)
+    return F.cross_entropy(logits, targets, reduction=reduction)

@@ -72,6 +72,10 @@ class BuildContext:
     def feature_dims(self) -> dict[str, int]:
         return {m: int(x.shape[1]) for m, x in self.features.items()}
 
+    def present_of(self, modality: str) -> Tensor:
+        """``(I,)`` bool: the items modality ``modality``'s store really has (all, if not given)."""
+        return self.present.get(modality, torch.ones(self.n_items, dtype=torch.bool))
+
 
 class Plugin(nn.Module):
     """What every plug-in shares: its registered name, and options of its own.
@@ -113,6 +117,13 @@ class Encoder(Plugin):
         """Expensive, cacheable inputs (FREEDOM's kNN graph), computed in an explicit step before
         ``from_config``; only this step may read or write ``cache_dir``. Default: none."""
         return {}
+
+    @classmethod
+    def artifact(cls, cfg: "ModelConfig", ctx: BuildContext, key: str) -> Any:
+        """``ctx.artifacts[key]``, or, where the caller did not prepare it, built in memory by
+        :meth:`build_artifacts` (never cached here)."""
+        got = ctx.artifacts.get(key)
+        return got if got is not None else cls.build_artifacts(cfg, ctx, None)[key]
 
     def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
         """Called once before each training epoch (FREEDOM draws its pruned graph here)."""

@@ -267,6 +267,10 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, logger: Any = None, resume:
             raise MrsError(f"model.fusion={cfg.model.fusion!r} with alignment (model.align_item / "
                            f"model.align_feature > 0): its terms compare the items of the whole batch, "
                            f"which a rank's shard does not have; train it in one process")
+        if dist.enabled and getattr(tr.model.encoder, "aux_reads_whole_batch", False):
+            raise MrsError(f"model.encoder={cfg.model.encoder!r}: its contrastive term is not a mean of per-row "
+                           f"terms (in-batch negatives, or a sum over the batch), so a rank's shard would change "
+                           f"it; train it in one process")
         dist.sparse_grads = cfg.train.sparse_grads
         if not dist.enabled:
             with run_dir(out, LAST), _run_lock(out):  # failing before a checkpoint removes the new run dir

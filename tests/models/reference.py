@@ -50,3 +50,9 @@ def mmrec_pair_bpr(out: Tensor, users: Tensor, pos: Tensor, neg: Tensor, n_users
     score = torch.sum(out[user_tensor] * out[item_tensor], dim=1).view(-1, 2)
     loss = -torch.mean(torch.log(torch.sigmoid(torch.matmul(score, torch.tensor([[1.0], [-1.0]])))))
     return loss, user_tensor, item_tensor
+
+
+def build_sim(context: Tensor) -> Tensor:
+    """MMRec's ``utils.build_sim``: the dense cosine matrix of the rows."""
+    context_norm = context.div(torch.norm(context, p=2, dim=-1, keepdim=True))
+    return torch.mm(context_norm, context_norm.transpose(1, 0))

@@ -5,6 +5,11 @@ from mrs.models import ENCODERS, ModelConfig, build_model
 
 from .planted import fit, planted, recall_at
 
+# encoders whose untrained scores already rank by content: LGMRec adds unit-norm modality rows
+# (the user's row: the mean content of its items) to small ID rows, so at initialisation it
+# recommends the planted cluster (recall ≈ 0.47, the ceiling); only the trained bound applies
+CONTENT_AT_INIT = {"lgmrec"}
+
 
 @pytest.mark.parametrize("encoder", ENCODERS.names())
 def test_quick_fit_recovers_planted_clusters(encoder):
@@ -18,5 +23,6 @@ def test_quick_fit_recovers_planted_clusters(encoder):
     fit(m, d, epochs=10)
     after = recall_at(m, d)
     # chance: 10 of the 80 unseen items ≈ 0.125; the own cluster has 30 - 8 = 22 candidates -> ≈ 0.45
-    assert before < 0.25
-    assert after > 0.3 and after > before + 0.15
+    assert after > 0.3
+    if encoder not in CONTENT_AT_INIT:
+        assert before < 0.25 and after > before + 0.15

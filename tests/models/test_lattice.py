@@ -12,17 +12,12 @@ import torch.nn.functional as F
 
 from mrs.errors import MrsError
 from mrs.models import Batch, ModelConfig, build_artifacts, build_context, build_model
-from tests.models.reference import mmrec_layer_mean
+from tests.models.reference import build_sim, mmrec_layer_mean
 from tests.train.conftest import cli_train, tiny_data  # noqa: F401 (fixture)
 
 N_USERS, N_ITEMS, K = 6, 12, 3
 USERS = [0, 0, 1, 1, 2, 3, 3, 4, 5, 5, 5]
 ITEMS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1]
-
-
-def build_sim(context):
-    context_norm = context.div(torch.norm(context, p=2, dim=-1, keepdim=True))
-    return torch.mm(context_norm, context_norm.transpose(1, 0))
 
 
 def build_knn_neighbourhood(adj, topk):

@@ -32,3 +32,25 @@ def cli_train(data_dir, out_dir, **kw) -> dict:
     sets = [a for s in tiny_overrides(data_dir, train__num_threads=1, eval__bootstrap=0, **kw) for a in ("--set", s)]
     assert main(["train", *sets, "--no-wandb", "--out", str(out_dir)]) == 0
     return json.loads((out_dir / "metrics.json").read_text())
+
+
+def train_refused(data_dir, out_dir, match: str, **kw) -> None:
+    """``run_train`` with :func:`tiny_overrides` and ``kw`` fails with a one-line ``MrsError``
+    matching ``match``, leaving no run directory."""
+    import pytest
+
+    from mrs.errors import MrsError
+    from mrs.train.config import load_train_config
+    from mrs.train.trainer import run_train
+
+    with pytest.raises(MrsError, match=match) as e:
+        run_train(load_train_config(None, tiny_overrides(data_dir, **kw)), out_dir)
+    assert "\n" not in str(e.value) and not out_dir.exists()
+
+
+def fake_torchrun(monkeypatch, world_size: int = 2) -> None:
+    """Make ``run_train`` believe it runs under torchrun (rank 0 of ``world_size``)."""
+    from mrs.train import trainer
+    from mrs.train.distributed import Dist
+
+    monkeypatch.setattr(trainer, "init_distributed", lambda device: Dist(rank=0, world_size=world_size))

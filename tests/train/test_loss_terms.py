@@ -29,7 +29,8 @@ from tests.train.conftest import tiny_overrides
 PLUGIN_TERMS = {"freedom": {"modality_bpr"}, "gated": {"align_item", "align_feature"},
                 "faerec": {"align_item", "align_feature"},
                 "vbpr": {"emb_reg"}, "lattice": {"emb_reg"}, "bm3": {"bm3_cf", "emb_reg", "bm3_mm"},
-                "mmgcn": {"emb_reg"}, "grcn": {"emb_reg"}}
+                "mmgcn": {"emb_reg"}, "grcn": {"emb_reg"},
+                "mgcn": {"emb_reg", "mgcn_cl"}, "lgmrec": {"emb_reg", "lgmrec_hcl"}}
 #: encoders trained with content here (those that need it, and those that read it if given)
 CONTENT = {"freedom", "bm3", *(e for e in ENCODERS.names() if ENCODERS.get(e).needs_features)}
 OPTIONS = {"gated": {"model__align_item": 0.1, "model__align_feature": 0.1}}

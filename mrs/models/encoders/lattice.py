@@ -128,7 +128,7 @@ class LatticeEncoder(Encoder):
         """The frozen per-modality graphs :math:`S_m` (cached by features, mask, k and search)."""
         search = cls.options(cfg).search()
         return {"lattice_original": {
-            m: graph.load_or_build_weighted_knn(x, _present(ctx, m), cfg.knn_k, cache_dir, search)
+            m: graph.load_or_build_weighted_knn(x, ctx.present_of(m), cfg.knn_k, cache_dir, search)
             for m, x in ctx.features.items()}}
 
     @classmethod
@@ -136,10 +136,8 @@ class LatticeEncoder(Encoder):
         opts = cls.options(cfg)
         if not ctx.features:
             raise MrsError("model.encoder='lattice' needs item features (none were given: set data.features)")
-        original = ctx.artifacts.get("lattice_original")
-        if original is None:  # not prepared by the caller: build in memory (never cached here)
-            original = cls.build_artifacts(cfg, ctx, None)["lattice_original"]
-        present = {m: _present(ctx, m) for m in ctx.features}
+        original = cls.artifact(cfg, ctx, "lattice_original")
+        present = {m: ctx.present_of(m) for m in ctx.features}
         return cls(ctx.users, ctx.items, ctx.n_users, ctx.n_items, cfg.layers, ctx.features, present, original,
                    cfg.knn_k, opts.feat_embed_dim or cfg.dim, cfg.item_layers, opts)
 
@@ -228,7 +226,3 @@ class LatticeEncoder(Encoder):
             return {}
         rows = (user_emb[batch.users], item_emb[batch.pos], item_emb[batch.neg.reshape(-1)])
         return {"emb_reg": self.reg_weight * 0.5 * sum(x.pow(2).sum() for x in rows) / len(batch.users)}
-
-
-def _present(ctx: BuildContext, m: str) -> Tensor:
-    return ctx.present.get(m, torch.ones(ctx.n_items, dtype=torch.bool))
