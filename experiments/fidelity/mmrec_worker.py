@@ -10,7 +10,9 @@ Two compatibility shims, both restoring what MMRec's pinned versions had (requir
 scipy 1.7.3, numpy 1.21.5), nothing else patched: ``scipy.sparse.dok_matrix._update`` (removed
 in scipy 1.12; LightGCN, FREEDOM, BM3 build their graph with it) as ``self._dict.update``, and
 ``numpy.float`` (the alias of the builtin ``float`` that MMRec's NDCG and MAP use, removed in
-numpy 1.24) as ``float``.
+numpy 1.24) as ``float``. And, on a machine without CUDA only, ``Tensor.cuda`` returns the tensor
+itself: MMRec's LATTICE moves its frozen graphs with an unconditional ``.cuda()`` (the rest of
+MMRec honours ``use_gpu``), so without it LATTICE cannot run on a CPU at all.
 
     python mmrec_worker.py '{"model": "LightGCN", "dataset": "hm", "seed": 0, "config": {...}}'
 """
@@ -27,6 +29,8 @@ if not hasattr(sp.dok_matrix, "_update"):
     sp.dok_matrix._update = lambda self, d: self._dict.update(d)
 if "float" not in np.__dict__:
     np.float = float
+if not torch.cuda.is_available():
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
 
 sys.path.insert(0, os.getcwd())
 from utils.configurator import Config  # noqa: E402  (MMRec's modules, from cwd)

@@ -71,7 +71,7 @@ MODELS: dict[str, Model] = {
                       "model.modality_bpr_weight": 1e-4, "model.knn_k": 10, "model.mm_image_weight": 0.1,
                       "model.layers": 2, "model.item_layers": 1},
                      note="mean-filled rows: MMRec gives them kNN edges, mrs none (mrs.graph.freedom_knn_adj)"),
-    "lattice": Model("LATTICE", {"reg_weight": 1e-4, "learning_rate": 1e-3, "knn_k": 10, "lambda_coeff": 0.9,
+    "lattice": Model("LATTICE", {"reg_weight": 1e-4, "knn_k": 10, "lambda_coeff": 0.9,
                                  "n_layers": 1},
                      {"model.encoder": "lattice", "model.reg": 0.0, "model.knn_k": 10, "model.layers": 2,
                       "model.item_layers": 1, "model.options.lattice.lambda_coeff": 0.9,
@@ -126,7 +126,7 @@ def mmrec_job(a: argparse.Namespace, m: Model, seed: int, data_root: Path) -> di
 
 
 def mrs_args(a: argparse.Namespace, m: Model, seed: int) -> list[str]:
-    lr = m.mmrec_cfg.get("learning_rate", a.lr)  # a model's own lr (LATTICE.yaml) on both sides
+    lr = m.mmrec_cfg.get("learning_rate", a.lr)  # a model's own lr, where its row sets one, on both sides
     feats = [s for s in (a.text, a.image) if s] if m.content else []  # MMRec's VBPR concatenates (text, image)
     sets = {"data.dir": a.data, "data.features": "[" + ",".join(feats) + "]", "data.fill": "mean",
             "model.dim": 64, "model.modes": False, "model.fusion": "none",
@@ -203,7 +203,7 @@ def report(done: dict, name: str, models: list[str], seeds: list[int]) -> str:
             str(r["best_epoch"]) for r in rs["mrs"])
         lines.append(f"{model:<9} {n:>3} {ms(rec['mmrec']):>16} {ms(rec['mrs']):>16} {d_r:>+8.4f} {tol:>6.4f} "
                      f"{ms(ndcg['mmrec']):>16} {ms(ndcg['mrs']):>16} {d_n:>+8.4f} {ep['mmrec']:>10.3f} "
-                     f"{ep['mrs']:>9.3f} {ratio:>6.2f} {best:>22}  {', '.join(verdict)}"
+                     f"{ep['mrs']:>9.3f} {ratio:>6.3f} {best:>22}  {', '.join(verdict)}"
                      + (f" ({len(errs)} failed run(s): {errs[0]})" if errs else ""))
     return "\n".join(lines)
 

@@ -73,8 +73,8 @@ def export_mmrec(dataset_dir: str | Path, out_dir: str | Path, name: str, stores
     rows, arrays = mrs_inputs(dataset_dir, stores, fill)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob("mm_adj*.pt"), *out.glob("*_adj_*.pt")]:
-        stale.unlink()
+    for stale in {*out.glob("mm_adj*.pt"), *out.glob("*_adj_*.pt")}:  # a set: a name can match both
+        stale.unlink(missing_ok=True)
     for m, f in FEATURE_FILES.items():
         if m not in arrays and (out / f).exists():
             (out / f).unlink()  # MMRec loads whatever feature file is present

@@ -24,7 +24,12 @@ def prepared(tmp_path):
 def test_round_trip_is_mmrec_folder_back(tmp_path):
     d, prep = prepared(tmp_path)
     out = tmp_path / "mm" / "baby"
+    out.mkdir(parents=True)
+    stale = ["mm_adj_freedomdsp_10_1.pt", "image_adj_10.pt"]  # MMRec's kNN caches of older features
+    for f in stale:
+        (out / f).write_bytes(b"x")
     digests = export_mmrec(prep, out, "baby", STORES)
+    assert not any((out / f).exists() for f in stale)
     assert sorted(digests) == ["baby.inter", "image_feat.npy", "text_feat.npy"]
     src = pd.read_csv(d / "baby.inter", sep="\t")
     got = pd.read_csv(out / "baby.inter", sep="\t")
