@@ -5,6 +5,11 @@ batches: what MMRec's ``training [time: ...]`` covers; not the validation pass o
 write that ``metrics.json``'s ``time_s`` also holds) is wrapped in a timer. Prints one JSON line.
 
     python mrs_worker.py OUT_RUN_DIR -- mrs train arguments (--config/--set ...)
+
+Diagnostic only (``FID_TRAIN_NEGATIVES=1``, not used by ``run.py``): negatives drawn as MMRec
+draws them, uniform over the non-train items *that occur in train* (MMRec's
+``TrainDataLoader._random`` samples from ``all_items``, the train split's items), by rejecting
+mrs's uniform draws that fall on items without train rows.
 """
 from __future__ import annotations
 
@@ -17,7 +22,35 @@ from mrs.cli import main as mrs_main
 from mrs.train.trainer import Trainer
 
 
+def train_item_negatives() -> None:
+    import torch
+
+    from mrs.sampling import NegativeSampler
+
+    init, uniform = NegativeSampler.__init__, NegativeSampler.uniform
+
+    def patched_init(self, train_users, train_items, n_items, *args, **kwargs):
+        init(self, train_users, train_items, n_items, *args, **kwargs)
+        self.fid_warm = torch.zeros(n_items, dtype=torch.bool)
+        self.fid_warm[torch.as_tensor(train_items).long()] = True
+
+    def patched_uniform(self, users, m=1):
+        neg = uniform(self, users, m)
+        for _ in range(1000):  # rejection: uniform over the user's non-train items that are train items
+            cold = ~self.fid_warm[neg]
+            if not bool(cold.any()):
+                break
+            neg[cold] = uniform(self, users, m)[cold]
+        return neg
+
+    NegativeSampler.__init__, NegativeSampler.uniform = patched_init, patched_uniform
+
+
 def main() -> None:
+    import os
+
+    if os.environ.get("FID_TRAIN_NEGATIVES"):
+        train_item_negatives()
     out, args = Path(sys.argv[1]), sys.argv[3:]
     epoch_s: list[float] = []
     inner = Trainer.train_epoch
