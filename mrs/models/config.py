@@ -47,7 +47,8 @@ class ModelConfig:
     loss: str = "auto"
     loss_negatives: int = 100  # sampled_softmax: uniform negatives per prediction
     # sampled_softmax: "prediction" draws loss_negatives items for every prediction (as RecTools'
-    # SASRec); "batch" draws one set shared by every prediction of the step, scored by one matmul
+    # SASRec; id users: among their non-train items); "batch" draws one set uniformly over all items
+    # (only a draw equal to a prediction's target is masked) shared by the step, scored by one matmul
     # (the same estimator in expectation, ~N times fewer gathered rows: what makes 256 negatives
     # affordable on a CPU)
     loss_negatives_scope: Literal["prediction", "batch"] = "prediction"
@@ -118,6 +119,19 @@ def _check_features(features: dict[str, Tensor], n_items: int) -> dict[str, Tens
     return out
 
 
+def _check_content_needed(cfg: ModelConfig, features: dict[str, Tensor]) -> None:
+    """The one check that a plug-in reading content has some (``needs_features``), whether the
+    context came from :func:`build_context` or was handed to :func:`build_model`."""
+    if features:
+        return
+    if FUSIONS.get(cfg.fusion).needs_features:
+        raise MrsError(f"model.fusion={cfg.fusion!r} needs item features (none were given)")
+    if cfg.encoder in ENCODERS and ENCODERS.get(cfg.encoder).needs_features:
+        raise MrsError(f"model.encoder={cfg.encoder!r} needs item features (none were given: set data.features)")
+    if cfg.coupling_mu0 > 0:
+        raise MrsError("model.coupling_mu0 > 0 needs item features (none were given)")
+
+
 def build_context(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinalities: list[int],
                   train_users: np.ndarray, train_items: np.ndarray,
                   features: dict[str, Tensor] | None = None,
@@ -134,12 +148,7 @@ def build_context(cfg: ModelConfig, *, n_users: int, n_items: int, mode_cardinal
         raise MrsError(f"model.filtration_temp must be > 0 and model.knn_k >= 1 "
                        f"(got {cfg.filtration_temp}, {cfg.knn_k})")
     features = _check_features(features, n_items) if features else {}
-    if FUSIONS.get(cfg.fusion).needs_features and not features:
-        raise MrsError(f"model.fusion={cfg.fusion!r} needs item features (none were given)")
-    if cfg.encoder in ENCODERS and ENCODERS.get(cfg.encoder).needs_features and not features:
-        raise MrsError(f"model.encoder={cfg.encoder!r} needs item features (none were given: set data.features)")
-    if cfg.coupling_mu0 > 0 and not features:
-        raise MrsError("model.coupling_mu0 > 0 needs item features (none were given)")
+    _check_content_needed(cfg, features)
     for key in ("align_item", "align_feature"):
         if getattr(cfg, key) > 0 and cfg.fusion != "gated":
             raise MrsError(f"config key 'model.{key}' > 0 needs model.fusion=gated (got {cfg.fusion!r})")
@@ -172,6 +181,8 @@ def build_model(cfg: ModelConfig, ctx: BuildContext | None = None, **data: Any) 
         ctx = build_context(cfg, **data)
     elif data:
         raise TypeError("build_model: give a BuildContext or its keyword arguments, not both")
+    else:
+        _check_content_needed(cfg, ctx.features)
     if cfg.encoder in CLOSED_FORM:  # a whole model, fitted by the trainer (mrs.train.closed_form)
         return CLOSED_FORM.get(cfg.encoder).from_config(cfg, ctx)
     encoder = ENCODERS.get(cfg.encoder).from_config(cfg, ctx)

@@ -72,6 +72,18 @@ def test_fusion_without_features_is_an_error():
                     train_users=d.train_users, train_items=d.train_items, features=bad)
 
 
+@pytest.mark.parametrize("encoder", [n for n in ENCODERS.names() if ENCODERS.get(n).needs_features])
+def test_content_encoder_refuses_a_handed_context_without_features(encoder):
+    """The same one-line refusal whether build_model builds the context or is handed one."""
+    from mrs.models.config import build_context
+
+    d = planted(n_users=10, n_items=9, per_user=3, held_out=1)
+    ctx = build_context(ModelConfig(), n_users=10, n_items=9, mode_cardinalities=[],
+                        train_users=d.train_users, train_items=d.train_items)
+    with pytest.raises(MrsError, match=rf"model.encoder='{encoder}' needs item features.*data.features"):
+        build_model(ModelConfig(encoder=encoder), ctx)
+
+
 @pytest.mark.parametrize("encoder,fusion", [("mf", "early"), ("lightgcn", "late"), ("freedom", "none")])
 def test_content_scores_cold_items_by_their_content(encoder, fusion):
     """Cold items (no interactions) of a user's own cluster outrank other cold items when the

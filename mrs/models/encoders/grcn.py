@@ -124,8 +124,6 @@ class GRCNEncoder(IdRowsReg, Encoder):
     @classmethod
     def from_config(cls, cfg, ctx: BuildContext) -> "GRCNEncoder":
         opts = cls.options(cfg)
-        if not ctx.features:
-            raise MrsError("model.encoder='grcn' needs item features (none were given: set data.features)")
         if FUSIONS.get(cfg.fusion).blocks(ctx) > 1:
             raise MrsError(f"config key 'model.fusion': {cfg.fusion!r} gives one block per branch, and GRCN reads "
                            f"only the first columns of the ego rows; use none, concat, early or gated with grcn")

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mrs import graph
-from mrs.errors import MrsError
 from mrs.knn import KnnOptions
 from mrs.models.base import ENCODERS, Batch, BuildContext, Encoder
 from mrs.models.encoders.lightgcn import SparseMatMul
@@ -134,8 +133,6 @@ class LatticeEncoder(Encoder):
     @classmethod
     def from_config(cls, cfg, ctx: BuildContext) -> "LatticeEncoder":
         opts = cls.options(cfg)
-        if not ctx.features:
-            raise MrsError("model.encoder='lattice' needs item features (none were given: set data.features)")
         original = cls.artifact(cfg, ctx, "lattice_original")
         present = {m: ctx.present_of(m) for m in ctx.features}
         return cls(ctx.users, ctx.items, ctx.n_users, ctx.n_items, cfg.layers, ctx.features, present, original,

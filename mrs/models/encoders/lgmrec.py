@@ -119,8 +119,6 @@ class LGMRecEncoder(LightGCNEncoder):
     @classmethod
     def from_config(cls, cfg, ctx: BuildContext) -> "LGMRecEncoder":
         opts = cls.options(cfg)
-        if not ctx.features:
-            raise MrsError("model.encoder='lgmrec' needs item features (none were given: set data.features)")
         names = sorted(ctx.features, key=lambda m: not m.startswith("image"))  # stable: image (v) first
         return cls(ctx.users, ctx.items, ctx.n_users, ctx.n_items, cfg.layers, cls.width(cfg, ctx),
                    [ctx.features[m] for m in names], opts)

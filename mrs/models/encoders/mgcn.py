@@ -9,7 +9,6 @@ import torch
 from torch import Tensor, nn
 
 from mrs import graph
-from mrs.errors import MrsError
 from mrs.knn import KnnOptions
 from mrs.losses import info_nce
 from mrs.models.base import ENCODERS, Batch, BuildContext
@@ -113,8 +112,6 @@ class MGCNEncoder(LightGCNEncoder):
     @classmethod
     def from_config(cls, cfg, ctx: BuildContext) -> "MGCNEncoder":
         opts = cls.options(cfg)
-        if not ctx.features:
-            raise MrsError("model.encoder='mgcn' needs item features (none were given: set data.features)")
         return cls(*graph.bipartite_blocks(ctx.users, ctx.items, ctx.n_users, ctx.n_items), cfg.layers,
                    cfg.item_layers, cls.width(cfg, ctx), ctx.features, cls.artifact(cfg, ctx, "mgcn_item_graphs"),
                    opts)
