@@ -61,14 +61,12 @@ def training_loss(model, p: Predictions, emb: tuple[Tensor, Tensor], loss: str,
     rows = item_emb[items]
     pos_s = model.scorer.score(q, rows[:n])                                        # (N,)
     neg_s = None
-    if p.neg is not None and p.neg.dim() == 2 and p.neg.shape[0] == 1 < n:  # (1, K) shared by all
-        neg_s = model.scorer.rank_all(q, rows[n:])                                 # (N, K): one matmul
-        hits = p.neg == p.pos[:, None]
-        if hits.any():
-            neg_s = neg_s.masked_fill(hits, float("-inf"))
-    elif p.neg is not None:
-        neg_s = model.scorer.score(q, rows[n:].view(*p.neg.shape, -1))             # (N,) or (N, K)
-        hits = p.neg == (p.pos if p.neg.dim() == 1 else p.pos[:, None])
+    if p.neg is not None:
+        if p.neg.dim() == 2 and p.neg.shape[0] == 1 < n:  # (1, K) shared by all: one matmul
+            neg_s = model.scorer.rank_all(q, rows[n:])                             # (N, K)
+        else:
+            neg_s = model.scorer.score(q, rows[n:].view(*p.neg.shape, -1))         # (N,) or (N, K)
+        hits = p.neg == (p.pos if p.neg.dim() == 1 else p.pos[:, None])            # (1, K) broadcasts
         if hits.any():  # a sampled negative that is the target itself carries no signal
             neg_s = neg_s.masked_fill(hits, float("-inf"))
     main = LOSSES.get(loss)(pos_s, neg_s, lambda: model.scorer.rank_all(q, item_emb), p.pos)
