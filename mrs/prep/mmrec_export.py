@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from mrs.errors import MrsError
-from mrs.io import atomic_path
+from mrs.io import atomic_path, write_text_atomic
 
 COLUMNS = ("userID", "itemID", "x_label")
+MARKER = "mrs_mmrec_export.txt"  # marks a folder this exporter may refresh
 FEATURE_FILES = {"image": "image_feat.npy", "text": "text_feat.npy"}  # MMRec's default file names
 
 
@@ -68,11 +69,17 @@ def mrs_inputs(dataset_dir: str | Path, stores: dict[str, str], fill: str = "mea
 def export_mmrec(dataset_dir: str | Path, out_dir: str | Path, name: str, stores: dict[str, str],
                  fill: str = "mean") -> dict[str, str]:
     """Write ``out_dir/<name>.inter`` and the feature ``.npy`` files (each atomically); returns
-    ``{file name: digest of the array mrs reads}``. Cached kNN graphs MMRec left in ``out_dir``
+    ``{file name: digest of the array mrs reads}``. ``out_dir`` must be new, empty, or an earlier
+    export (it holds :data:`MARKER`): a folder of someone else's files (e.g. MMRec's own dataset
+    folder) is refused, never overwritten. In an earlier export, the cached kNN graphs MMRec left
     (``mm_adj*.pt``, ``*_adj_*.pt``) are removed: they were built from the previous features."""
-    rows, arrays = mrs_inputs(dataset_dir, stores, fill)
     out = Path(out_dir)
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise MrsError(f"{out}: holds files this exporter did not write (no {MARKER}); export into a new "
+                       f"or empty folder")
+    rows, arrays = mrs_inputs(dataset_dir, stores, fill)
     out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / MARKER, f"written by mrs.prep.mmrec_export from {Path(dataset_dir)} as {name!r}\n")
     for stale in {*out.glob("mm_adj*.pt"), *out.glob("*_adj_*.pt")}:  # a set: a name can match both
         stale.unlink(missing_ok=True)
     for m, f in FEATURE_FILES.items():

@@ -24,7 +24,7 @@ def prepared(tmp_path):
 def test_round_trip_is_mmrec_folder_back(tmp_path):
     d, prep = prepared(tmp_path)
     out = tmp_path / "mm" / "baby"
-    out.mkdir(parents=True)
+    export_mmrec(prep, out, "baby", STORES)  # an earlier export, which MMRec then ran on
     stale = ["mm_adj_freedomdsp_10_1.pt", "image_adj_10.pt"]  # MMRec's kNN caches of older features
     for f in stale:
         (out / f).write_bytes(b"x")
@@ -88,3 +88,13 @@ def test_item_without_interaction_is_refused(tmp_path):
                           params={}, input_checksum="x")
     with pytest.raises(MrsError, match=r"4 items but the last item with an interaction is 2"):
         export_mmrec(prep, tmp_path / "mm" / "t", "t", {})
+
+
+def test_a_folder_of_other_files_is_refused_and_left_alone(tmp_path):
+    """MMRec's own dataset folder (or any folder the exporter did not write) is never overwritten."""
+    d, prep = prepared(tmp_path)
+    before = {f.name: f.read_bytes() for f in d.iterdir() if f.is_file()}
+    with pytest.raises(MrsError, match=r"holds files this exporter did not write .*new or empty folder") as e:
+        export_mmrec(prep, d, "baby", STORES)
+    assert "\n" not in str(e.value)
+    assert {f.name: f.read_bytes() for f in d.iterdir() if f.is_file()} == before
