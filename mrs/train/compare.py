@@ -15,8 +15,9 @@ Config file::
 Writes ``DIR/config.yaml`` (base + variants), ``DIR/runs/<variant>/`` (one ``mrs train`` run
 each; ``runs/<variant>/seed<s>/`` with seeds), ``DIR/compare.md``, ``DIR/compare.csv`` (long
 format, both query kinds, paired differences: :mod:`mrs.train.compare_report`) and
-``DIR/tail_head.png``. Variants whose ``metrics.json`` exists are not retrained; an interrupted
-variant resumes from its checkpoint.
+``DIR/tail_head.png``. Variants whose ``metrics.json`` exists are not retrained (their saved
+``config.yaml`` must match the variant's, up to epochs / patience / threads / W&B, or compare stops
+with one line naming the run and the key); an interrupted variant resumes from its checkpoint.
 """
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[
     import copy
 
     from mrs.tracking import make_logger
-    from mrs.train.trainer import run_train
+    from mrs.train.trainer import config_difference, run_train
 
     out = Path(out_dir)
     variants, report, resolved = load_compare(config, list(overrides))
@@ -137,6 +138,11 @@ def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[
         runs.setdefault(name.split("/")[0], []).append(run_dir)
         mfile = run_dir / "metrics.json"
         if mfile.is_file():
+            diff = config_difference(run_dir / "config.yaml", cfg) if (run_dir / "config.yaml").is_file() \
+                else "no config.yaml"
+            if diff:  # an edited compare config must not report the old model's figures
+                raise MrsError(f"{run_dir}: finished with another config than variant {name.split('/')[0]!r} "
+                               f"now asks for ({diff}); delete that run directory or use another --out")
             print(f"[{i + 1}/{len(variants)}] {name}: done, reusing {mfile}")
             continue
         if report_only:

@@ -457,16 +457,30 @@ def _check_run_dir(cfg: TrainConfig, out: Path, resume: bool) -> None:
     if not resume:
         raise MrsError(f"{out}: already holds a run; pass --resume to continue it, or choose "
                        f"another --out")
+    diff = config_difference(saved, cfg)
+    if diff:
+        raise MrsError(f"{saved}: resuming with a different config ({diff}); use a new --out")
+
+
+# Keys a run may change without changing what it computes: a longer budget on resume, the
+# tracker, and the CPU thread count (a speed setting).
+_RESULT_NEUTRAL = {"train": ("epochs", "patience", "num_threads")}
+
+
+def config_difference(saved: Path, cfg: TrainConfig) -> str | None:
+    """``None`` when the run whose ``config.yaml`` is ``saved`` was configured as ``cfg`` (up to
+    the result-neutral keys: epochs, patience, thread count, W&B), else the first differing key as
+    ``key: old -> new``. A resumed run and a finished run that ``mrs compare`` reuses both pass
+    through here, so a reused figure is always the configured model's."""
     old, new = read_yaml(saved), to_dict(cfg)
     with contextlib.suppress(MrsError):  # keys added to mrs since the run started take their defaults
         old = to_dict(load_train_config(base=old))
-    # epochs/patience may grow on resume (train longer); anything else must be unchanged
     for d in (old, new):
-        d.get("train", {}).pop("epochs", None), d.get("train", {}).pop("patience", None)
         d.pop("wandb", None)
-    if old != new:
-        diff = _first_diff(old, new)
-        raise MrsError(f"{saved}: resuming with a different config ({diff}); use a new --out")
+        for section, keys in _RESULT_NEUTRAL.items():
+            for k in keys:
+                d.get(section, {}).pop(k, None)
+    return None if old == new else _first_diff(old, new)
 
 
 def _first_diff(a: Any, b: Any, prefix: str = "") -> str:

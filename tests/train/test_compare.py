@@ -71,3 +71,23 @@ def test_default_variants_leave_out_content_encoders_without_features(tmp_path):
     assert "mf" in names and "bm3+cp" in names and not {"vbpr", "lattice+cp"} & set(names)
     cfg.write_text("data: {features: [a]}\n")
     assert {"vbpr", "vbpr+cp", "lattice", "lattice+cp"} <= {n for n, _ in load_compare(cfg)[0]}
+
+
+def test_a_finished_run_is_reused_only_for_the_same_config(tiny_data, tmp_path, capsys):
+    """Editing a variant's hyper-parameter must retrain or stop, never report the old model;
+    a result-neutral key (thread count) still reuses."""
+    def write(k: int, threads: int) -> str:
+        cfg = tmp_path / "compare.yaml"
+        cfg.write_text(f"data: {{dir: {tiny_data}}}\ntrain: {{num_threads: {threads}}}\n"
+                       f"eval: {{bootstrap: 20, ks: [20]}}\nreport: [recall@20]\nvariants:\n"
+                       f"  - {{name: knn, set: {{model.encoder: itemknn, model.options.itemknn.k: {k}}}}}\n")
+        return str(cfg)
+
+    out = str(tmp_path / "cmp")
+    assert mrs_main(["compare", "--config", write(5, 1), "--out", out, "--no-wandb"]) == 0
+    capsys.readouterr()
+    assert mrs_main(["compare", "--config", write(5, 2), "--out", out, "--no-wandb"]) == 0
+    assert "knn: done, reusing" in capsys.readouterr().out
+    assert mrs_main(["compare", "--config", write(7, 1), "--out", out, "--no-wandb", "--report-only"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "runs/knn" in err and "model.options.itemknn.k: 5 -> 7" in err and len(err.splitlines()) == 1
