@@ -329,6 +329,13 @@ def load_or_build_weighted_knn(features: Tensor, present: Tensor, k: int, cache_
                                lambda: weighted_knn_adj(features, k, present, search=search), cache_dir)
 
 
+def modality_knn_graphs(features: dict[str, Tensor], present_of, k: int, cache_dir: Path | None,
+                        search: KnnSearch | None = None) -> dict[str, Tensor]:
+    """One cached :func:`weighted_knn_adj` per modality (LATTICE's and MGCN's frozen :math:`S_m`);
+    ``present_of(m)`` is modality ``m``'s row mask."""
+    return {m: load_or_build_weighted_knn(x, present_of(m), k, cache_dir, search) for m, x in features.items()}
+
+
 def tensors_checksum(*tensors: Tensor, extra: str = "") -> str:
     """sha256 over the tensors' float32 bytes and shapes, plus ``extra`` (a cache key)."""
     h = hashlib.sha256(extra.encode())

@@ -105,9 +105,7 @@ class MGCNEncoder(LightGCNEncoder):
     def build_artifacts(cls, cfg, ctx: BuildContext, cache_dir: Path | None) -> dict[str, Any]:
         """The frozen per-modality graphs :math:`S_m` (cached by features, mask, k and search)."""
         search = cls.options(cfg).search()
-        return {"mgcn_item_graphs": {
-            m: graph.load_or_build_weighted_knn(x, ctx.present_of(m), cfg.knn_k, cache_dir, search)
-            for m, x in ctx.features.items()}}
+        return {"mgcn_item_graphs": graph.modality_knn_graphs(ctx.features, ctx.present_of, cfg.knn_k, cache_dir, search)}
 
     @classmethod
     def from_config(cls, cfg, ctx: BuildContext) -> "MGCNEncoder":
