@@ -80,7 +80,8 @@ def main() -> None:
     mmrec_trainer.early_stopping = recorded
     best_valid, best_valid_result, best_test = trainer.fit(train_data, valid_data=valid_data,
                                                            test_data=test_data, saved=False, verbose=False)
-    best_epoch = max((i + 1 for i, u in enumerate(updates) if u), default=0)
+    # one entry per evaluation, every eval_step epochs: the epoch of the last improvement
+    best_epoch = max(((i + 1) * trainer.eval_step for i, u in enumerate(updates) if u), default=0)
     print(json.dumps({"side": "mmrec", "epoch_s": epoch_s, "valid_curve": valid, "best_epoch": best_epoch,
                       "epochs_run": len(epoch_s), "setup_s": setup_s,
                       "valid": {k: float(v) for k, v in best_valid_result.items()},

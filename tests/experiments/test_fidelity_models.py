@@ -33,7 +33,7 @@ RUN_MOD = _run_module()
 @pytest.mark.parametrize("name", sorted(RUN_MOD.MODELS))
 def test_models_row_is_a_valid_mrs_config(name: str) -> None:
     a = argparse.Namespace(data="data", text="attributes-svd", image="image-attributes-svd", epochs=3,
-                           stopping_step=20, batch_size=2048, lr=1e-3)
+                           stopping_step=20, batch_size=2048, lr=1e-3, eval_every=1)
     args = RUN_MOD.mrs_args(a, RUN_MOD.MODELS[name], seed=0)
     overrides = [args[i + 1] for i in range(0, len(args), 2)]
     assert all(args[i] == "--set" for i in range(0, len(args), 2))
