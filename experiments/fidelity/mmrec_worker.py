@@ -6,13 +6,16 @@ point (no grid, no log file), and records what quick_start only logs: each epoch
 (MMRec's own ``training [time: ...]`` figure: ``pre_epoch_processing`` + the batches + the lr
 step) and the best-validation epoch. Prints one JSON line.
 
-Two compatibility shims, both restoring what MMRec's pinned versions had (requirements.txt:
+Compatibility shims restoring what MMRec's pinned versions had (requirements.txt:
 scipy 1.7.3, numpy 1.21.5), nothing else patched: ``scipy.sparse.dok_matrix._update`` (removed
 in scipy 1.12; LightGCN, FREEDOM, BM3 build their graph with it) as ``self._dict.update``, and
 ``numpy.float`` (the alias of the builtin ``float`` that MMRec's NDCG and MAP use, removed in
 numpy 1.24) as ``float``. And, on a machine without CUDA only, ``Tensor.cuda`` returns the tensor
 itself: MMRec's LATTICE moves its frozen graphs with an unconditional ``.cuda()`` (the rest of
-MMRec honours ``use_gpu``), so without it LATTICE cannot run on a CPU at all.
+MMRec honours ``use_gpu``), so without it LATTICE cannot run on a CPU at all. Where
+``torch_scatter`` is not installed (PyPI has no wheel of it, only an sdist that compiles against
+torch), a stand-in module with its ``scatter_add`` alone, the one name MMRec's
+``utils.get_sparse_laplacian`` (MGCN's kNN graph) imports, written with ``Tensor.scatter_add_``.
 
     python mmrec_worker.py '{"model": "LightGCN", "dataset": "hm", "seed": 0, "config": {...}}'
 """
@@ -31,6 +34,28 @@ if "float" not in np.__dict__:
     np.float = float
 if not torch.cuda.is_available():
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
+
+
+def _scatter_add(src, index, dim=-1, out=None, dim_size=None):
+    """torch_scatter.scatter_add: ``out[..., index[j], ...] += src[..., j, ...]`` along ``dim``
+    (a 1-D ``index`` broadcast to ``src`` as torch_scatter does), by ``Tensor.scatter_add_``."""
+    dim = dim % src.dim()
+    if index.dim() == 1:
+        index = index.view([-1 if i == dim else 1 for i in range(src.dim())])
+    index = index.expand_as(src)
+    if out is None:
+        size = list(src.shape)
+        size[dim] = dim_size if dim_size is not None else (int(index.max()) + 1 if index.numel() else 0)
+        out = src.new_zeros(size)
+    return out.scatter_add_(dim, index, src)
+
+
+try:
+    import torch_scatter  # noqa: F401
+except ImportError:  # MMRec's utils.get_sparse_laplacian (MGCN's kNN graph) imports its scatter_add only
+    import types
+
+    sys.modules["torch_scatter"] = types.SimpleNamespace(scatter_add=_scatter_add)
 
 sys.path.insert(0, os.getcwd())
 from utils.configurator import Config  # noqa: E402  (MMRec's modules, from cwd)
@@ -80,7 +105,8 @@ def main() -> None:
     mmrec_trainer.early_stopping = recorded
     best_valid, best_valid_result, best_test = trainer.fit(train_data, valid_data=valid_data,
                                                            test_data=test_data, saved=False, verbose=False)
-    best_epoch = max((i + 1 for i, u in enumerate(updates) if u), default=0)
+    # one entry per evaluation, every eval_step epochs: the epoch of the last improvement
+    best_epoch = max(((i + 1) * trainer.eval_step for i, u in enumerate(updates) if u), default=0)
     print(json.dumps({"side": "mmrec", "epoch_s": epoch_s, "valid_curve": valid, "best_epoch": best_epoch,
                       "epochs_run": len(epoch_s), "setup_s": setup_s,
                       "valid": {k: float(v) for k, v in best_valid_result.items()},

@@ -56,7 +56,7 @@ class Model:
     extra: dict = field(default_factory=dict)
 
 
-# A new model is one line here (MMGCN, GRCN, MGCN, LGMRec are being ported).
+# A new model is one row here.
 MODELS: dict[str, Model] = {
     "mf": Model("BPR", {"reg_weight": 1e-4}, {"model.encoder": "mf", "model.reg": 1e-4}, content=False,
                 note="MMRec: EmbLoss (non-squared norms), xavier-normal init; mrs: squared L2, xavier-uniform"),
@@ -80,6 +80,26 @@ MODELS: dict[str, Model] = {
     "bm3": Model("BM3", {"n_layers": 1, "dropout": 0.5, "reg_weight": 0.1, "cl_weight": 2.0},
                  {"model.encoder": "bm3", "model.reg": 0.0, "model.layers": 1, "model.options.bm3.dropout": 0.5,
                   "model.options.bm3.reg_weight": 0.1, "model.options.bm3.cl_weight": 2.0}),
+    "mmgcn": Model("MMGCN", {"n_layers": 2, "reg_weight": 1e-4},
+                   {"model.encoder": "mmgcn", "model.reg": 0.0, "model.options.mmgcn.reg_weight": 1e-4},
+                   note="MMRec-behaviour defaults kept: ID rows / preferences untrained, 3 layers, concat"),
+    "grcn": Model("GRCN", {"n_layers": 3, "latent_embedding": 64, "reg_weight": 1e-4},
+                  {"model.encoder": "grcn", "model.dim": 192, "model.reg": 0.0, "model.options.grcn.latent_dim": 64,
+                   "model.options.grcn.n_routing": 3, "model.options.grcn.reg_weight": 1e-4},
+                  note="model.dim 192 = MMRec's 64 ID + 64 per modality with image and text (MMRec needs both)"),
+    "mgcn": Model("MGCN", {"n_ui_layers": 2, "n_layers": 1, "knn_k": 10, "reg_weight": 1e-4, "cl_loss": 1e-3},
+                  {"model.encoder": "mgcn", "model.reg": 0.0, "model.layers": 2, "model.item_layers": 1,
+                   "model.knn_k": 10, "model.options.mgcn.reg_weight": 1e-4, "model.options.mgcn.cl_loss": 1e-3},
+                  note="MMRec decays lr by 0.96 per 50 epochs (MGCN.yaml); mrs keeps it constant"),
+    "lgmrec": Model("LGMRec", {"feat_embed_dim": 64, "cf_model": "lightgcn", "n_ui_layers": 2, "n_mm_layers": 2,
+                               "n_hyper_layer": 1, "hyper_num": 4, "keep_rate": 0.5, "alpha": 0.3,
+                               "cl_weight": 1e-4, "reg_weight": 1e-6},
+                    {"model.encoder": "lgmrec", "model.reg": 0.0, "model.layers": 2,
+                     "model.options.lgmrec.n_mm_layers": 2, "model.options.lgmrec.n_hyper_layer": 1,
+                     "model.options.lgmrec.hyper_num": 4, "model.options.lgmrec.keep_rate": 0.5,
+                     "model.options.lgmrec.alpha": 0.3, "model.options.lgmrec.cl_weight": 1e-4,
+                     "model.options.lgmrec.reg_weight": 1e-6},
+                    note="MMRec draws fresh Gumbel noise at every evaluation; mrs one fixed draw (eval_noise=true)"),
 }
 
 
@@ -118,7 +138,7 @@ def mmrec_job(a: argparse.Namespace, m: Model, seed: int, data_root: Path) -> di
            "USER_ID_FIELD": "userID", "ITEM_ID_FIELD": "itemID", "TIME_FIELD": "timestamp",
            "inter_splitting_label": "x_label", "filter_out_cod_start_users": True,
            "vision_feature_file": "image_feat.npy", "text_feature_file": "text_feat.npy",
-           "field_separator": "\t", "epochs": a.epochs, "stopping_step": a.stopping_step,
+           "field_separator": "\t", "epochs": a.epochs, "stopping_step": a.stopping_step, "eval_step": a.eval_every,
            "train_batch_size": a.batch_size, "eval_batch_size": 4096, "learning_rate": a.lr,
            "embedding_size": 64, "metrics": ["Recall", "NDCG"], "topk": [10, 20, 50],
            "valid_metric": "Recall@20", "save_recommended_topk": False, **m.mmrec_cfg}
@@ -130,7 +150,8 @@ def mrs_args(a: argparse.Namespace, m: Model, seed: int) -> list[str]:
     feats = [s for s in (a.text, a.image) if s] if m.content else []  # MMRec's VBPR concatenates (text, image)
     sets = {"data.dir": a.data, "data.features": "[" + ",".join(feats) + "]", "data.fill": "mean",
             "model.dim": 64, "model.modes": False, "model.fusion": "none",
-            "train.epochs": a.epochs, "train.patience": a.stopping_step + 1, "train.batch_size": a.batch_size,
+            "train.epochs": a.epochs, "train.eval_every": a.eval_every, "train.patience": a.stopping_step + 1,
+            "train.batch_size": a.batch_size,
             "train.lr": lr, "train.seed": seed, "train.num_threads": 1, "train.device": "cpu",
             "train.final_fit": "train", "train.select_metric": "recall@20", "eval.ks": "[10,20,50]",
             "eval.metrics": "[recall,ndcg]", "eval.bootstrap": 0, "eval.slices": "[all]", "eval.query": "user",
@@ -218,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=50, help="epoch cap, both sides")
+    # validation (and MMRec's test pass) every N epochs, both sides: MMRec's eval_step, mrs's
+    # train.eval_every (the same epochs when --epochs is a multiple of N; refused otherwise)
+    ap.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (MMRec eval_step)")
     ap.add_argument("--stopping-step", type=int, default=20, help="MMRec's stopping_step (mrs patience + 1)")
     ap.add_argument("--batch-size", type=int, default=2048)
     ap.add_argument("--lr", type=float, default=1e-3, help="MMRec's overall.yaml learning_rate")
@@ -225,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--venv", default=str(HERE / "work" / "mmrec-venv"))
     ap.add_argument("--report", action="store_true", help="print the table from results.jsonl and exit")
     a = ap.parse_args(argv)
+    if a.eval_every < 1 or a.epochs % a.eval_every:
+        ap.error(f"--eval-every {a.eval_every} must be >= 1 and divide --epochs {a.epochs} (mrs also validates "
+                 f"the last epoch, MMRec only multiples of eval_step)")
     a.out, a.data, a.mmrec = (str(Path(x).resolve()) for x in (a.out, a.data, a.mmrec))  # workers run elsewhere
     out = Path(a.out)
     results = out / "results.jsonl"
