@@ -11,21 +11,13 @@ reads (:func:`mrs.train.data.load_feature_stores`), compared by SHA-256 of the a
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from mrs.errors import MrsError
 from mrs.io import atomic_path
-
-
-def digest(a: np.ndarray) -> str:
-    """SHA-256 of an array's dtype, shape and bytes (C order)."""
-    a = np.ascontiguousarray(a)
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a.tobytes())
-    return h.hexdigest()
+from mrs.prep.mmrec_export import digest  # SHA-256 of dtype, shape and bytes, as the MMRec check
 
 
 def mrs_rows_in_faerec_order(dataset_dir: str | Path, store: str, fill: str = "mean") -> np.ndarray:
