@@ -180,7 +180,8 @@ def report(rows: list[dict]) -> None:
     print(f"| median epoch train s | {ef:.1f} | {em:.1f} | ratio {em / ef:.2f} | ≤ 0.5: {'met' if ok else 'MISSED'} |")
     for s, rs in sides.items():
         for r in rs:
-            print(f"{s} seed {r['seed']}: epochs run {r['epochs_run']}, best valid epoch {r['best_epoch']}, "
+            best = r["best_epoch"] + (1 if s == "faerec" else 0)  # faerec_worker keeps 0-based indices
+            print(f"{s} seed {r['seed']}: epochs run {r['epochs_run']}, best valid epoch {best}, "
                   f"valid NDCG@20 {', '.join(f'{v:.4f}' for v in r['valid_curve'])}; "
                   f"test users {r['n']} (tail {r['n_tail']}); wall {r['total_s']:.0f} s")
     print("verdict:", "all targets met" if all(verdict) else "target missed (see the rows marked MISSED)")
