@@ -29,6 +29,16 @@ def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
     return -F.logsigmoid(pos - neg).mean()
 
 
+def bce_loss(pos: Tensor, neg: Tensor) -> Tensor:
+    """SASRec's binary cross-entropy (Kang & McAuley 2018; FAERec's and ICLRec's ``cross_entropy``):
+    ``pos (N,)``, ``neg (N,)`` or ``(N, K)`` -> ``-mean_n [log σ(pos_n) + Σ_k log σ(-neg_nk)]``
+    (``log(1 - σ(x)) = log σ(-x)``; a ``-inf`` negative, a masked accidental hit, adds 0)."""
+    neg_term = F.logsigmoid(-neg)
+    if neg.dim() == pos.dim() + 1:
+        neg_term = neg_term.sum(-1)
+    return -(F.logsigmoid(pos) + neg_term).mean()
+
+
 def l2_reg(*params: Tensor, batch_size: int) -> Tensor:
     """``Σ ‖θ‖² / B`` over the given embedding rows (each counted as often as the batch uses it)."""
     return sum(p.pow(2).sum() for p in params) / batch_size
@@ -86,7 +96,10 @@ LOSSES.register("ce", rank=1)(MainLoss(
 LOSSES.register("sampled_softmax", rank=2)(MainLoss(
     _sampled_softmax, lambda k: k,
     "softmax over the target and model.loss_negatives uniform negatives (accidental hits masked)"))
-LOSSES.register("none", rank=3)(MainLoss(
+LOSSES.register("bce", rank=3)(MainLoss(
+    lambda pos, neg, all_scores, targets: bce_loss(pos, neg), lambda k: 1,
+    "BCE: -mean [log σ(pos) + log σ(-neg)] with one negative per prediction (SASRec's and FAERec's loss)"))
+LOSSES.register("none", rank=4)(MainLoss(
     lambda pos, neg, all_scores, targets: pos.sum() * 0.0, lambda k: 0,
     "no main loss: the encoder's own terms are the objective (bm3, where auto picks it; refused elsewhere)"))
 

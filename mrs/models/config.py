@@ -41,7 +41,7 @@ class ModelConfig:
     fusion: str = field(default="none", metadata={"registry": FUSIONS})  # how item content enters: none | concat | early | late | gated | faerec
     joint_dim: int = 64  # early fusion: shared space of the modality projections
     reg: float = 1e-4  # L2 λ on the batch's ego embedding rows, divided by the batch size
-    # main ranking loss (mrs.losses.LOSSES): bpr | ce | sampled_softmax | none; auto = the encoder's
+    # main ranking loss (mrs.losses.LOSSES): bpr | ce | sampled_softmax | bce | none; auto = the encoder's
     # own (none for bm3, whose terms are its objective), else the user encoder's usual one (bpr for
     # id rows, as MF/LightGCN; ce, the full softmax, for sasrec/bert4rec)
     loss: str = "auto"

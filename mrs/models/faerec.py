@@ -56,8 +56,9 @@ dropout on):
     w_{item} = (w_{max} - w_{min}) \frac{1 + \cos(2\pi k / P)}{2} + w_{min}, \qquad w_{feat} = 1 - w_{item}
 
 The loss gets ``align_weight · (w_item · L_item + w_feat · L_feat)``, logged as ``align_item`` and
-``align_feature`` (each with its weights). Not reproduced: FAERec's main loss is BCE with one
-negative (here ``model.loss``), its weight decay 0 (here ``model.reg``).
+``align_feature`` (each with its weights). FAERec's main loss, BCE with one negative, is
+``model.loss: bce`` (mrs draws the negative uniformly among items other than the target; FAERec
+excludes the user's whole sequence); its weight decay 0 is ``model.reg: 0``.
 """
 from __future__ import annotations
 

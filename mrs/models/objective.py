@@ -12,7 +12,7 @@ target, :mod:`mrs.train.sequences`); *which terms the loss has* is decided here 
       + \frac{1}{N} \sum_{i \in batch} \mu_i \|Q^{id}_i - W e_i\|^2
       + \sum_{p \in plug-ins} \mathcal{L}_p
 
-- ``ℓ_main``: ``bpr``, ``ce`` (full softmax) or ``sampled_softmax`` (:data:`mrs.losses.LOSSES`),
+- ``ℓ_main``: ``bpr``, ``ce`` (full softmax), ``sampled_softmax`` or ``bce`` (:data:`mrs.losses.LOSSES`),
   or ``none`` (zero) for an encoder whose own terms are its whole objective (BM3: no negatives,
   cosine terms; ``model.loss=auto`` picks it there, :attr:`mrs.models.base.Encoder.default_loss`);
 - ``Θ_batch``: the user ID rows the batch touched (``id`` user encoder), the item ID rows of the

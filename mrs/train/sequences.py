@@ -171,7 +171,7 @@ def sequence_loss(model, batch: tuple[Tensor, ...], generator: torch.Generator, 
       shared by the step's predictions (``model.loss_negatives_scope=batch``); a draw equal to the
       target is masked out of the softmax, the usual accidental-hit rule; uniform proposals need
       no log-Q correction (log Q is the same constant for every candidate);
-    - otherwise (``bpr``, and one per prediction where a plug-in compares with a negative): one
+    - otherwise (``bpr``, ``bce``, and one per prediction where a plug-in compares with a negative): one
       uniform item other than the target, or with ``train.negatives=dynamic`` the hardest /
       ``softmax(score / temperature)``-drawn of ``candidates`` such items, scored with the
       prediction's own query.

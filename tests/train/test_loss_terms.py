@@ -137,3 +137,23 @@ def test_torchrun_refuses_alignment_terms_that_need_the_whole_batch(tiny_data, t
     with pytest.raises(MrsError, match="model.align_item"):
         trainer.run_train(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_bce_is_sasrecs_binary_cross_entropy_by_hand():
+    """``bce`` = -mean[log σ(pos) + Σ_k log(1 - σ(neg_k))]: hand values, one and two negatives, and a
+    masked (-inf) accidental hit adding nothing."""
+    import math
+
+    import torch
+
+    from mrs.losses import LOSSES
+
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    pos, neg = torch.tensor([2.0, -1.0]), torch.tensor([0.5, 3.0])
+    want = -((math.log(sig(2.0)) + math.log(1 - sig(0.5))) + (math.log(sig(-1.0)) + math.log(1 - sig(3.0)))) / 2
+    got = LOSSES.get("bce")(pos, neg, None, torch.zeros(2, dtype=torch.long))
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    two = torch.tensor([[0.5, -float("inf")], [3.0, 1.0]])
+    want2 = want + (-math.log(1 - sig(1.0))) / 2
+    assert LOSSES.get("bce")(pos, two, None, None).item() == pytest.approx(want2, rel=1e-6)
+    assert LOSSES.get("bce").negatives(100) == 1  # one negative per prediction, as SASRec / FAERec
