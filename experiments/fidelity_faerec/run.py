@@ -127,6 +127,8 @@ def run_mrs(a, seed: int, out: Path) -> dict:
     cmd = [sys.executable, ROOT / "experiments" / "fidelity" / "mrs_worker.py", out, "--",
            "--config", CONFIG, "--set", f"data.dir={(work / 'data' / 'beauty').resolve()}",
            "--set", f"train.seed={seed}", "--set", f"train.epochs={a.epochs}"]
+    if a.mrs_loss:
+        cmd += ["--set", f"model.loss={a.mrs_loss}"]
     log = out.parent / f"{out.name}.log"
     with open(log, "w") as fh:
         sh(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
@@ -151,13 +153,16 @@ def msd(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.4f}"
 
 
-def report(rows: list[dict]) -> None:
-    sides = {s: [r for r in rows if r["side"] == s] for s in ("faerec", "mrs")}
+def report(rows: list[dict], mrs_loss: str = "bpr") -> None:
+    """The table for the mrs runs with ``mrs_loss`` against FAERec's runs of the same seeds."""
+    mrs = [r for r in rows if r["side"] == "mrs" and r.get("loss", "bpr") == mrs_loss]
+    seeds = {r["seed"] for r in mrs}
+    sides = {"faerec": [r for r in rows if r["side"] == "faerec" and r["seed"] in seeds], "mrs": mrs}
     if not sides["faerec"] or not sides["mrs"]:
         print("no finished pair of runs yet")
         return
     caps = sorted({r["epochs"] for r in rows})
-    print(f"Beauty 5-core, leave-last-out, full ranking; epoch cap {caps}; "
+    print(f"Beauty 5-core, leave-last-out, full ranking; mrs model.loss {mrs_loss}; epoch cap {caps}; "
           f"seeds faerec {[r['seed'] for r in sides['faerec']]}, mrs {[r['seed'] for r in sides['mrs']]}")
     print("| test | FAERec (theirs) | mrs | Δ mrs − theirs | target |")
     print("|---|---|---|---|---|")
@@ -198,30 +203,34 @@ def main() -> None:
     ap.add_argument("--sides", nargs="+", default=["faerec", "mrs"], choices=["faerec", "mrs"])
     ap.add_argument("--prepare", action="store_true", help="only prepare the inputs")
     ap.add_argument("--report", action="store_true", help="only print the table from results.jsonl")
+    ap.add_argument("--mrs-loss", default=None, help="mrs side: --set model.loss=X (the YAML's bpr when "
+                    "unset); the report shows the mrs runs with this loss")
     a = ap.parse_args()
     try:
         results = Path(a.work) / "results.jsonl"
         rows = [json.loads(ln) for ln in results.read_text().splitlines()] if results.is_file() else []
+        loss = a.mrs_loss or "bpr"
         if a.report:
-            report(rows)
+            report(rows, loss)
             return
         prepare(a)
         if a.prepare:
             return
-        done = {(r["side"], r["seed"], r["epochs"]) for r in rows}
+        done = {(r["side"], r["seed"], r["epochs"], r.get("loss", "bpr") if r["side"] == "mrs" else "") for r in rows}
         for seed in a.seeds:
             for side in a.sides:
-                if (side, seed, a.epochs) in done:
+                tag = loss if side == "mrs" else ""
+                if (side, seed, a.epochs, tag) in done:
                     continue
-                out = Path(a.work) / "runs" / f"{side}-e{a.epochs}-s{seed}"
+                out = Path(a.work) / "runs" / (f"{side}-e{a.epochs}-s{seed}" + (f"-{loss}" if tag and loss != "bpr" else ""))
                 r = (run_faerec if side == "faerec" else run_mrs)(a, seed, out)
-                row = {"side": side, "seed": seed, "epochs": a.epochs, **r}
+                row = {"side": side, "seed": seed, "epochs": a.epochs, **({"loss": loss} if side == "mrs" else {}), **r}
                 rows.append(row)
                 with open(results, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 print(f"{side} seed {seed}: HR@10 {r['hit@10']:.4f} tail HR@10 {r['tail_hit@10']:.4f} "
                       f"median epoch {statistics.median(r['epoch_s']):.1f} s", flush=True)
-        report(rows)
+        report(rows, loss)
     except MrsError as e:
         raise SystemExit(f"error: {e}")
 
