@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from export import check_faerec_export, export_faerec  # noqa: E402
 
+from mrs.config import read_yaml  # noqa: E402
 from mrs.errors import MrsError  # noqa: E402
 
 FAEREC_REPO = "ZhifuWei/FAERec"
@@ -203,13 +204,13 @@ def main() -> None:
     ap.add_argument("--sides", nargs="+", default=["faerec", "mrs"], choices=["faerec", "mrs"])
     ap.add_argument("--prepare", action="store_true", help="only prepare the inputs")
     ap.add_argument("--report", action="store_true", help="only print the table from results.jsonl")
-    ap.add_argument("--mrs-loss", default=None, help="mrs side: --set model.loss=X (the YAML's bpr when "
-                    "unset); the report shows the mrs runs with this loss")
+    ap.add_argument("--mrs-loss", default=None, help="mrs side: --set model.loss=X (the YAML's "
+                    "model.loss when unset); the report shows the mrs runs with this loss")
     a = ap.parse_args()
     try:
         results = Path(a.work) / "results.jsonl"
         rows = [json.loads(ln) for ln in results.read_text().splitlines()] if results.is_file() else []
-        loss = a.mrs_loss or "bpr"
+        loss = a.mrs_loss or read_yaml(CONFIG)["model"]["loss"]  # the label is the loss the runs use
         if a.report:
             report(rows, loss)
             return

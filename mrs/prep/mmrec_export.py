@@ -66,6 +66,11 @@ def mrs_inputs(dataset_dir: str | Path, stores: dict[str, str], fill: str = "mea
     return rows, arrays
 
 
+def _digests(name: str, rows: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """``{file name: digest}`` of what the export writes: the ``.inter`` rows and each feature file."""
+    return {f"{name}.inter": digest(rows), **{FEATURE_FILES[m]: digest(x) for m, x in arrays.items()}}
+
+
 def export_mmrec(dataset_dir: str | Path, out_dir: str | Path, name: str, stores: dict[str, str],
                  fill: str = "mean") -> dict[str, str]:
     """Write ``out_dir/<name>.inter`` and the feature ``.npy`` files (each atomically); returns
@@ -93,7 +98,7 @@ def export_mmrec(dataset_dir: str | Path, out_dir: str | Path, name: str, stores
         with atomic_path(out / FEATURE_FILES[m]) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, x, allow_pickle=False)
-    return {f"{name}.inter": digest(rows), **{FEATURE_FILES[m]: digest(x) for m, x in arrays.items()}}
+    return _digests(name, rows, arrays)
 
 
 def read_back(out_dir: str | Path, name: str) -> dict[str, np.ndarray]:
@@ -115,7 +120,7 @@ def check_export(dataset_dir: str | Path, out_dir: str | Path, name: str, stores
     """Refuse (one-line :class:`MrsError`) unless the MMRec folder holds exactly what mrs reads:
     the same files, and per file the same digest. Returns ``{file: digest}``."""
     rows, arrays = mrs_inputs(dataset_dir, stores, fill)
-    want = {f"{name}.inter": digest(rows), **{FEATURE_FILES[m]: digest(x) for m, x in arrays.items()}}
+    want = _digests(name, rows, arrays)
     got = {f: digest(a) for f, a in read_back(out_dir, name).items()}
     for f in sorted(set(want) | set(got)):
         if want.get(f) != got.get(f):

@@ -138,8 +138,7 @@ def run_compare(config: str | Path | None, out_dir: str | Path, overrides: list[
         runs.setdefault(name.split("/")[0], []).append(run_dir)
         mfile = run_dir / "metrics.json"
         if mfile.is_file():
-            diff = config_difference(run_dir / "config.yaml", cfg) if (run_dir / "config.yaml").is_file() \
-                else "no config.yaml"
+            diff = config_difference(run_dir / "config.yaml", cfg)
             if diff:  # an edited compare config must not report the old model's figures
                 raise MrsError(f"{run_dir}: finished with another config than variant {name.split('/')[0]!r} "
                                f"now asks for ({diff}); delete that run directory or use another --out")

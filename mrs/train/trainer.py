@@ -470,8 +470,11 @@ _RESULT_NEUTRAL = {"train": ("epochs", "patience", "num_threads")}
 def config_difference(saved: Path, cfg: TrainConfig) -> str | None:
     """``None`` when the run whose ``config.yaml`` is ``saved`` was configured as ``cfg`` (up to
     the result-neutral keys: epochs, patience, thread count, W&B), else the first differing key as
-    ``key: old -> new``. A resumed run and a finished run that ``mrs compare`` reuses both pass
-    through here, so a reused figure is always the configured model's."""
+    ``key: old -> new`` (``"no config.yaml"`` when the run has none). A resumed run and a finished
+    run that ``mrs compare`` reuses both pass through here, so a reused figure is always the
+    configured model's."""
+    if not saved.is_file():
+        return "no config.yaml"
     old, new = read_yaml(saved), to_dict(cfg)
     with contextlib.suppress(MrsError):  # keys added to mrs since the run started take their defaults
         old = to_dict(load_train_config(base=old))

@@ -144,8 +144,6 @@ def test_bce_is_sasrecs_binary_cross_entropy_by_hand():
     masked (-inf) accidental hit adding nothing."""
     import math
 
-    import torch
-
     from mrs.losses import LOSSES
 
     sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
