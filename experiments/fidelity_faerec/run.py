@@ -39,6 +39,7 @@ from export import check_faerec_export, export_faerec  # noqa: E402
 
 from mrs.config import read_yaml  # noqa: E402
 from mrs.errors import MrsError  # noqa: E402
+from mrs.losses import LOSSES  # noqa: E402
 
 FAEREC_REPO = "ZhifuWei/FAERec"
 FAEREC_COMMIT = "8e2d4be320a567d724535d426b72ded20e140dcb"
@@ -207,6 +208,8 @@ def main() -> None:
     ap.add_argument("--mrs-loss", default=None, help="mrs side: --set model.loss=X (the YAML's "
                     "model.loss when unset); the report shows the mrs runs with this loss")
     a = ap.parse_args()
+    if a.mrs_loss is not None and a.mrs_loss not in LOSSES:  # refused here, not after FAERec's hour
+        ap.error(f"--mrs-loss {a.mrs_loss!r}: not a model.loss (have: {', '.join(LOSSES.names())})")
     try:
         results = Path(a.work) / "results.jsonl"
         rows = [json.loads(ln) for ln in results.read_text().splitlines()] if results.is_file() else []

@@ -13,6 +13,7 @@ asserts the refusal instead of skipping). The DDP version for one combination is
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -142,10 +143,6 @@ def test_torchrun_refuses_alignment_terms_that_need_the_whole_batch(tiny_data, t
 def test_bce_is_sasrecs_binary_cross_entropy_by_hand():
     """``bce`` = -mean[log σ(pos) + Σ_k log(1 - σ(neg_k))]: hand values, one and two negatives, and a
     masked (-inf) accidental hit adding nothing."""
-    import math
-
-    from mrs.losses import LOSSES
-
     sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
     pos, neg = torch.tensor([2.0, -1.0]), torch.tensor([0.5, 3.0])
     want = -((math.log(sig(2.0)) + math.log(1 - sig(0.5))) + (math.log(sig(-1.0)) + math.log(1 - sig(3.0)))) / 2
